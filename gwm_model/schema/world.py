@@ -118,13 +118,13 @@ class WorldSchema:
             near = closest(type_name, self.templates)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise SchemaError(f"unknown entity type '{type_name}'{hint}. Fix: use one of {sorted(self.templates)}")
+        if name in self.entities:
+            if type_name and self.entities[name] != type_name:
+                raise SchemaError(f"entity '{name}' is a {self.entities[name]} in the world, not a {type_name}")
+            return next(c for c in self.root.children if isinstance(c, GroupNode) and c.path == name)
         template = self.templates[type_name] if type_name else self.template_for(name)
         if not name.startswith(template.prefix) or not name[len(template.prefix):]:
             raise SchemaError(f"a {template.name} entity must be named '{template.prefix}<id>', got '{name}'")
-        if name in self.entities:
-            if self.entities[name] != template.name:
-                raise SchemaError(f"entity '{name}' is a {self.entities[name]} in the world, not a {template.name}")
-            return next(c for c in self.root.children if isinstance(c, GroupNode) and c.path == name)
         if name in self.by_path:
             raise SchemaError(f"entity name '{name}' clashes with the world layer of that name")
         label = name[len(template.prefix):]

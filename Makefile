@@ -1,0 +1,52 @@
+# gwm: two commands. `make run` materializes the whole asset graph; `make test` runs the tests.
+# Both set up the virtual environment first (once; a second `make setup` takes a moment).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.gwm-setup
+# torch is installed first and pinned: on this kind of machine pip's find-links holds the CPU wheel of
+# 2.13.0; elsewhere pip takes it from the index. For a CPU-only build on a machine with internet:
+#   make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_VERSION  ?= 2.13.0
+TORCH_PIP_ARGS ?=
+
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup run test ui bench lint clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "gwm: environment ready in $(VENV)"
+
+run: setup
+	$(BIN)/dagster asset materialize -m gwm_assets.definitions --select '*'
+	@$(BIN)/gwm sql "select kind, count(*) as fields, count(distinct layer) as layers from fields group by kind order by kind"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+ui: setup
+	$(BIN)/dagster dev -m gwm_assets.definitions
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check gwm_model gwm_assets tests bench
+
+clean:
+	rm -rf warehouse/gwm.duckdb warehouse/gwm.duckdb.wal warehouse/canvases warehouse/checkpoints
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache bench/results *.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""gwm_assets: the Dagster code location (sources, warehouse, checks, canvases, training)."""

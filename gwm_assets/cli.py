@@ -1,0 +1,117 @@
+"""The ``gwm`` command line: ``gwm sql "<query>"`` and ``gwm fields [PREFIX]``.
+
+Imports no Dagster, so it starts fast. ``gwm sql`` opens the warehouse read-only; while a
+materialization holds the file it waits and retries instead of failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import duckdb
+
+from gwm_assets.paths import schema_path, warehouse_path
+from gwm_assets.warehouse.connection import WarehouseBusy, WarehouseMissing, open_warehouse
+from gwm_model.schema import SchemaError, default_world
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = 80) -> str:
+    """Aligned plain-text table; long cells are cut at ``max_width`` characters."""
+
+    def cell(value: object) -> str:
+        text = "NULL" if value is None else str(value)
+        text = text.replace("\n", " ")
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row[i], int | float) or row[i] is None for row in rows) and rows
+               for i in range(len(columns))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in body)
+    return "\n".join(s.rstrip() for s in out)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    def waiting(waited: float, exc: BaseException) -> None:
+        if not getattr(waiting, "told", False):
+            print(f"gwm: the warehouse is locked by a running materialization; waiting "
+                  f"(up to {args.timeout:.0f} s)...", file=sys.stderr)
+            waiting.told = True
+
+    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout, on_wait=waiting) as conn:
+        try:
+            rel = conn.sql(args.query)
+        except duckdb.Error as exc:
+            print(f"gwm sql: {exc}", file=sys.stderr)
+            return 1
+        if rel is None:  # a statement without a result set
+            return 0
+        rows = rel.fetchmany(args.max_rows + 1)
+        columns = rel.columns
+    shown = rows[: args.max_rows]
+    print(format_table(columns, shown, max_width=args.max_width))
+    more = "" if len(rows) <= args.max_rows else f" (first {args.max_rows}; raise --max-rows to see more)"
+    print(f"({len(shown)} row{'s' if len(shown) != 1 else ''}){more}")
+    return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    world = default_world(args.schema)
+    entities = dict(e.split(":", 1) if ":" in e else (e, None) for e in args.entity)
+    projection = world.project(include=[args.prefix] if args.prefix else ["*"], entities=entities)
+    prefix = args.prefix or ""
+    specs = [f for f in projection.fields if args.kind in (None, f.kind)
+             and (not prefix or f.path == prefix or f.path.startswith(prefix + "."))]
+    rows = [(f.path, f.kind, f.period, f.unit, f.loss_weight, f"{f.h}x{f.w}",
+             "out" if f.is_output else "in", f.description) for f in specs]
+    print(format_table(("path", "kind", "period", "unit", "weight", "size", "role", "description"), rows,
+                       max_width=args.max_width))
+    leaves = sum(1 for f in specs if f.kind == "leaf")
+    print(f"({len(specs)} fields: {leaves} leaf, {len(specs) - leaves} coarse; schema {world.schema_hash})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gwm", description="gwm: world-model feature store")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sql = sub.add_parser("sql", help="run a read-only SQL query on the warehouse and print a table")
+    sql.add_argument("query", help='e.g. "select layer, count(*) from fields group by layer"')
+    sql.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
+    sql.add_argument("--timeout", type=float, default=300.0,
+                     help="seconds to wait while a materialization holds the file (default: %(default)s)")
+    sql.add_argument("--max-rows", type=int, default=200, help="rows to print (default: %(default)s)")
+    sql.add_argument("--max-width", type=int, default=80, help="cut cells longer than this")
+    sql.set_defaults(func=cmd_sql)
+
+    flds = sub.add_parser("fields", help="list world fields (optionally under a path prefix)")
+    flds.add_argument("prefix", nargs="?", help="path prefix, e.g. financial or country_us.macro")
+    flds.add_argument("--entity", action="append", default=[], metavar="NAME[:TYPE]",
+                      help="add an entity instance, e.g. country_jp or firm_NVDA:Business")
+    flds.add_argument("--kind", choices=("leaf", "coarse"), help="only leaf or only coarse fields")
+    flds.add_argument("--schema", default=str(schema_path() or "") or None, help="world schema YAML")
+    flds.add_argument("--max-width", type=int, default=70, help="cut cells longer than this")
+    flds.set_defaults(func=cmd_fields)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SchemaError, WarehouseMissing, WarehouseBusy) as exc:
+        print(f"gwm {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `gwm fields | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

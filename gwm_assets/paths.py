@@ -1,0 +1,25 @@
+"""Where gwm keeps its files: the project root and the warehouse, overridable by environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """``GWM_HOME`` if set, else the checkout that holds this package."""
+    return Path(os.environ.get("GWM_HOME", PACKAGE_ROOT)).resolve()
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file: ``GWM_WAREHOUSE`` if set, else ``<project root>/warehouse/gwm.duckdb``."""
+    env = os.environ.get("GWM_WAREHOUSE")
+    return Path(env).resolve() if env else project_root() / "warehouse" / "gwm.duckdb"
+
+
+def schema_path() -> Path | None:
+    """A world schema file given by ``GWM_SCHEMA``; None means the packaged ``world.yaml``."""
+    env = os.environ.get("GWM_SCHEMA")
+    return Path(env).resolve() if env else None

@@ -1,0 +1,6 @@
+"""Dagster resources of the gwm code location."""
+
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+
+__all__ = ["WarehouseResource", "WorldSchemaResource"]
