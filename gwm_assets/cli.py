@@ -27,11 +27,12 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_w
 
     body = [[cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row[i], int | float) or row[i] is None for row in rows) and rows
+    numeric = [bool(rows) and all(isinstance(row[i], int | float) or row[i] is None for row in rows)
                for i in range(len(columns))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        cells = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, right in cells)
 
     out = [line(columns), "  ".join("-" * w for w in widths)]
     out.extend(line(r) for r in body)

@@ -13,7 +13,7 @@ from gwm_model.schema import SchemaError, load_schema
 
 def assert_valid(layout: CanvasLayout, projection):
     grid = np.full((layout.H, layout.W), -1)
-    for i, (p, spec) in enumerate(zip(layout.placements, projection.fields)):
+    for i, (p, spec) in enumerate(zip(layout.placements, projection.fields, strict=True)):
         assert p.path == spec.path and (p.h, p.w) == (spec.h, spec.w)
         assert 0 <= p.row and p.row + p.h <= layout.H and 0 <= p.col and p.col + p.w <= layout.W
         block = grid[p.row:p.row + p.h, p.col:p.col + p.w]

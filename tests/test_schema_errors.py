@@ -29,7 +29,8 @@ def test_mini_schema_loads(mini_schema):
 
 
 def test_duplicate_path(mini_schema):
-    path = broken(mini_schema, "    vol: {", "    equity: {size: 1x1, period: tick, unit: index, about: again}\n    vol: {")
+    twin = "    equity: {size: 1x1, period: tick, unit: index, about: again}\n"
+    path = broken(mini_schema, "    vol: {", twin + "    vol: {")
     with pytest.raises(SchemaError) as err:
         load_schema(path)
     msg = str(err.value)

@@ -1,0 +1,44 @@
+"""House rules that keep the layers apart."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(package: str) -> set[str]:
+    names = set()
+    for path in (REPO / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_gwm_model_is_a_pure_library():
+    forbidden = {"dagster", "dagster_duckdb", "duckdb", "gwm_assets"}
+    assert imported_modules("gwm_model") & forbidden == set()
+
+
+def test_importing_gwm_model_pulls_in_no_dagster():
+    code = ("import sys, gwm_model.schema, gwm_model.canvas; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('dagster', 'duckdb', 'great_expectations')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_starts_without_dagster():
+    code = "import sys, gwm_assets.cli; assert 'dagster' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_modules_stay_small():
+    for package in ("gwm_model", "gwm_assets"):
+        for path in (REPO / package).rglob("*.py"):
+            assert len(path.read_text().splitlines()) <= 400, f"{path} is over 400 lines: split it"
