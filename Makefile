@@ -31,6 +31,7 @@ run: setup
 	@$(BIN)/gwm sql "select kind, count(*) as fields, count(distinct layer) as layers from fields group by kind order by kind"
 
 test: setup
+	$(BIN)/ruff check gwm_model gwm_assets tests bench
 	$(BIN)/python -m pytest -q
 
 ui: setup

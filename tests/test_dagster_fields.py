@@ -67,7 +67,7 @@ def test_bad_schema_fails_the_run_and_keeps_the_table(dagster_home, tmp_path, wo
     result = materialize(dagster_home, warehouse, schema=bad)
     assert result.returncode != 0
     log = result.stdout + result.stderr
-    assert f"{bad}:{line} at 'macro.inflation.headline_cpi': unknown period 'montly'" in log
+    assert f"{bad}:{line} at 'macro.inflation.headline_cpi' (template Country): unknown period 'montly'" in log
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         count, hashes = conn.execute("select count(*), list(distinct schema_hash) from fields").fetchone()
     assert count == len(world.fields) and hashes == [world.schema_hash]

@@ -59,8 +59,8 @@ def test_negative_weight(mini_schema):
 @pytest.mark.parametrize("old,new,expected", [
     ("size: 2x2", "size: 0x2", "footprint '0x2' is not a positive HxW"),
     ("size: 2x2", "size: big", "footprint 'big' is not a positive HxW"),
-    ("unit: pct_yoy", "unit: pct_yyo", "unknown unit 'pct_yyo' did you mean 'pct_yoy'"),
-    ("entity: Country", "entity: Contry", "unknown entity type 'Contry' did you mean 'Country'"),
+    ("unit: pct_yoy", "unit: pct_yyo", "unknown unit 'pct_yyo' (did you mean 'pct_yoy'?). Fix:"),
+    ("entity: Country", "entity: Contry", "unknown entity type 'Contry' (did you mean 'Country'?). Fix:"),
     ("input_only: true", "input_only: maybe", "input_only must be true or false"),
     (", about: a stock index", "", "field has no 'about'"),
     ("about: price level dynamics\n", "", "group has no 'about'"),

@@ -41,7 +41,7 @@ def closest(word: str, candidates, n: int = 3) -> list[str]:
 
 def _hint(word: str, candidates) -> str:
     near = closest(word, candidates)
-    return f"did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+    return f"(did you mean {' or '.join(repr(c) for c in near)}?)" if near else ""
 
 
 class _Reader:
@@ -51,12 +51,15 @@ class _Reader:
         self.source = source
         self.units: dict[str, str] = {}
         self.templates: dict[str, EntityTemplate] = {}
+        self.in_template = ""  # while reading a template, paths are relative to its instances
 
     # -- errors -------------------------------------------------------------------------------
     def fail(self, node: yaml.Node | None, path: str, problem: str, fix: str) -> SchemaError:
         line = node.start_mark.line + 1 if node is not None else 0
         where = f"{self.source}:{line}" if line else self.source
         subject = f" at '{path}'" if path else ""
+        if self.in_template and path and not path.startswith("templates."):
+            subject += f" (template {self.in_template})"
         return SchemaError(f"{where}{subject}: {problem}. Fix: {fix}")
 
     def pairs(self, node: yaml.Node, path: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
@@ -131,12 +134,16 @@ class _Reader:
                 prefix = self.text(vn, f"templates.{name}.prefix", "prefix")
             else:
                 entries.append((key, kn, vn))
+        self.in_template = name
+        try:
+            body = self.group_entries(entries, node, rel_prefix="", shown_prefix=f"templates.{name}")
+        finally:
+            self.in_template = ""
         if not prefix or not NAME_RE.match(prefix) or not prefix.endswith("_"):
             raise self.fail(
                 node, f"templates.{name}", "a template needs a name prefix ending in '_'",
                 "add e.g. 'prefix: country_' so instances are named country_jp",
             )
-        body = self.group_entries(entries, node, rel_prefix="", shown_prefix=f"templates.{name}")
         return EntityTemplate(name=name, prefix=prefix, about=body.about, line=key_node.start_mark.line + 1,
                               body=body)
 

@@ -1,0 +1,31 @@
+"""`python -m bench`: run every benchmark and write bench/results/bench.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import schema_compile
+
+BENCHMARKS = {"schema_compile": schema_compile.run}
+
+
+def main() -> int:
+    report = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": sys.version.split()[0],
+              "machine": platform.machine(), "processor_count": __import__("os").cpu_count(), "results": {}}
+    for name, run in BENCHMARKS.items():
+        print(f"bench {name} ...", flush=True)
+        report["results"][name] = run()
+        print(json.dumps(report["results"][name], indent=2))
+    out = Path(__file__).parent / "results" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
