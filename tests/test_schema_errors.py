@@ -52,7 +52,8 @@ def test_unknown_period(mini_schema):
 
 def test_negative_weight(mini_schema):
     path = broken(mini_schema, "weight: 2.0", "weight: -1")
-    with pytest.raises(SchemaError, match=r"mini\.yaml:\d+ at 'prices.cpi': loss weight '-1' .*Fix: set 'weight:'"):
+    expected = r"mini\.yaml:\d+ at 'prices.cpi' \(template Country\): loss weight '-1' .*Fix: set 'weight:'"
+    with pytest.raises(SchemaError, match=expected):
         load_schema(path)
 
 
