@@ -71,7 +71,7 @@ def test_fields_lists_a_prefix():
     out = result.stdout
     assert "financial.yield_curves.ten_year" in out and "pct_per_year" in out
     assert "financial.credit" not in out
-    assert "(11 fields: 10 leaf, 1 coarse;" in out
+    assert "(17 fields: 16 leaf, 1 coarse;" in out
 
 
 def test_fields_with_a_new_entity_and_kind_filter():
