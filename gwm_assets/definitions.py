@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gwm_assets.resources import WarehouseResource, WorldSchemaResource
+from gwm_assets.observation_assets import observations, source_series
+from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.source_assets import SOURCE_ASSETS
 from gwm_assets.world_fields import fields
 
-defs = dg.Definitions(
-    assets=[fields],
-    resources={
-        "warehouse": WarehouseResource(),
-        "world": WorldSchemaResource(),
-    },
-)
+ASSETS = [fields, *SOURCE_ASSETS, source_series, observations]
+RESOURCES = {
+    "warehouse": WarehouseResource(),
+    "world": WorldSchemaResource(),
+    "settings": SourceSettings(),
+}
+
+defs = dg.Definitions(assets=ASSETS, resources=RESOURCES)

@@ -8,25 +8,25 @@ from gwm_model.schema import SchemaError
 
 # node -> (include, entities, fields, positions). The reference tree's counts, plus what we added for real
 # data: one field per stock index (instead of a shared slot), six more Treasury tenors, Aaa/Baa yields,
-# Brent, and four Fama-French factors (financial +17 fields / +14 positions, resources +1 / +1).
+# Brent, and five Fama-French factors (financial +18 fields / +15 positions, resources +1 / +1).
 STANDARD_NODES = {
-    "basic_finance": (["financial"], None, 85, 163),
+    "basic_finance": (["financial"], None, 86, 164),
     "basic_economics": (["country_us.macro", "country_cn.macro", "country_eu.macro"], None, 183, 351),
     "basic_politics": (["country_us.politics", "country_cn.politics", "country_eu.politics"], None, 111, 252),
     "basic_resources": (["resources"], None, 50, 91),
     "basic_technology": (["technology"], None, 14, 30),
     "basic_narratives": (["narratives", "events"], None, 48, 174),
     "econ_drives_finance": (["financial", "country_us.macro", "regime", "forecasts.macro",
-                             "forecasts.financial"], None, 180, 489),
+                             "forecasts.financial"], None, 181, 490),
     "geopolitics_commodities": (["resources", "country_us.politics", "country_cn.politics", "events",
                                  "regime"], None, 153, 519),
     "narratives_drive_markets": (["narratives", "financial.equities", "financial.credit", "events", "regime"],
-                                 None, 99, 396),
+                                 None, 100, 397),
     "corporate_strategy": (["financial.equities", "country_us.macro", "regime", "forecasts.business"],
-                           ["firm_AAPL", "firm_NVDA", "firm_MSFT"], 340, 865),
+                           ["firm_AAPL", "firm_NVDA", "firm_MSFT"], 341, 866),
     "policy_impact": (["country_us", "country_cn.macro", "country_eu.macro", "financial", "interventions",
-                       "regime", "forecasts"], {"country_jp": "Country", "country_uk": "Country"}, 644, 1583),
-    "full_integration": (["*"], None, 1106, 2590),
+                       "regime", "forecasts"], {"country_jp": "Country", "country_uk": "Country"}, 645, 1584),
+    "full_integration": (["*"], None, 1107, 2591),
 }
 
 

@@ -17,7 +17,7 @@ def test_world_has_the_full_tree(world):
     assert len(world.fields) == len(leaves) + len(world.coarse)
     # the per-layer leaf counts of the reference tree
     per_layer = Counter(f.layer for f in leaves)
-    assert per_layer["financial"] == 75 and per_layer["resources"] == 44 and per_layer["regime"] == 17
+    assert per_layer["financial"] == 76 and per_layer["resources"] == 44 and per_layer["regime"] == 17
     assert per_layer["country_us"] == per_layer["country_cn"] == per_layer["country_eu"] == 105
     assert per_layer["firm_AAPL"] == per_layer["firm_MSFT"] == 71
 

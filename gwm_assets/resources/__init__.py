@@ -1,6 +1,7 @@
 """Dagster resources of the gwm code location."""
 
+from gwm_assets.resources.sources import SourceSettings
 from gwm_assets.resources.warehouse import WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 
-__all__ = ["WarehouseResource", "WorldSchemaResource"]
+__all__ = ["SourceSettings", "WarehouseResource", "WorldSchemaResource"]

@@ -1,0 +1,184 @@
+"""Build ``observations``: every mapped raw series as one long table keyed by world field path.
+
+Point in time: ``value`` is what was first published for a date and ``available_at`` when it was
+published (the FRED vintage date, the PMI release time, the SEC filing date; else the date plus the
+series' release lag). ``revised_value`` is the latest value known for that date. Catalog transforms
+(pct_yoy, diff, ...) run on each series' own dates, and a derived value is available only once
+every input to it was. The table is updated in place: unchanged rows keep their ``ingested_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from gwm_assets.sources.catalog import SeriesMapping, catalog_arrow
+
+OBSERVATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS observations (
+    field_path    VARCHAR   NOT NULL,
+    ts            DATE      NOT NULL,
+    available_at  TIMESTAMP NOT NULL,
+    value         DOUBLE    NOT NULL,
+    revised_value DOUBLE    NOT NULL,
+    vector        FLOAT[],
+    source        VARCHAR   NOT NULL,
+    source_key    VARCHAR   NOT NULL,
+    provenance    VARCHAR   NOT NULL,
+    ingested_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (field_path, ts, source)
+)"""
+
+# One SELECT per raw table: (source, source_key, ts, value, revised_value, known_at, provenance, vector).
+POINTS = {
+    "raw_fred": """
+        SELECT 'fred' AS source, series_id AS source_key, date AS ts,
+               coalesce(arg_min(value, realtime_start) FILTER (realtime_start IS NOT NULL),
+                        any_value(value) FILTER (realtime_start IS NULL)) AS value,
+               coalesce(arg_max(value, realtime_start) FILTER (realtime_start IS NOT NULL),
+                        any_value(value) FILTER (realtime_start IS NULL)) AS revised_value,
+               CAST(min(realtime_start) AS TIMESTAMP) AS known_at,
+               coalesce(arg_min(provenance, realtime_start) FILTER (realtime_start IS NOT NULL),
+                        any_value(provenance)) AS provenance,
+               CAST(NULL AS FLOAT[]) AS vector
+        FROM raw_fred WHERE value IS NOT NULL GROUP BY series_id, date""",
+    "raw_yahoo": """
+        SELECT 'yahoo', y.ticker, y.date,
+               CASE m.column WHEN 'adj_close' THEN y.adj_close ELSE y.close END,
+               CASE m.column WHEN 'adj_close' THEN y.adj_close ELSE y.close END,
+               CAST(NULL AS TIMESTAMP), y.provenance, CAST(NULL AS FLOAT[])
+        FROM raw_yahoo y JOIN source_series m ON m.source = 'yahoo' AND m.key = y.ticker""",
+    "raw_pmi": """
+        SELECT 'pmi', series_code, period, value, value, released_at, provenance, CAST(NULL AS FLOAT[])
+        FROM raw_pmi WHERE value IS NOT NULL""",
+    "raw_earnings": """
+        SELECT 'earnings', ticker || ':' || metric, period_end, arg_min(value, filed), arg_max(value, filed),
+               CAST(min(filed) AS TIMESTAMP), arg_min(provenance, filed), CAST(NULL AS FLOAT[])
+        FROM raw_earnings WHERE value IS NOT NULL GROUP BY ticker, metric, period_end""",
+    "raw_tabular": """
+        SELECT 'tabular', dataset || ':' || series, date, value, value, CAST(NULL AS TIMESTAMP), provenance,
+               CAST(NULL AS FLOAT[])
+        FROM raw_tabular WHERE value IS NOT NULL""",
+    "news_daily": """
+        SELECT 'news', 'daily', day, CAST(n_headlines AS DOUBLE), CAST(n_headlines AS DOUBLE),
+               CAST(last_published_at AS TIMESTAMP), provenance, CAST(mean_embedding AS FLOAT[])
+        FROM news_daily""",
+}
+
+TRANSFORMED = """
+CREATE OR REPLACE TEMP TABLE obs_staged AS
+WITH mapped AS (
+    SELECT m.field AS field_path, m.transform, p.*,
+           coalesce(p.known_at, CAST(p.ts AS TIMESTAMP) + to_days(CAST(m.release_lag_days AS INTEGER))) AS avail,
+           CASE m.frequency WHEN 'quarterly' THEN 4 WHEN 'monthly' THEN 12 WHEN 'weekly' THEN 52
+                            WHEN 'annual' THEN 1 ELSE 252 END AS per_year
+    FROM obs_points p JOIN source_series m ON m.source = p.source AND m.key = p.source_key
+),
+ordered AS (
+    SELECT *, lag(value) OVER w AS prev_value, lag(revised_value) OVER w AS prev_revised,
+           lag(avail) OVER w AS prev_avail
+    FROM mapped WINDOW w AS (PARTITION BY source, source_key ORDER BY ts)
+),
+yearly AS (
+    -- pct_yoy compares with the same date a year earlier (month and quarter starts line up exactly)
+    SELECT o.*, y.value AS year_value, y.revised_value AS year_revised, y.avail AS year_avail
+    FROM ordered o LEFT JOIN mapped y
+      ON o.source = y.source AND o.source_key = y.source_key AND y.ts = CAST(o.ts - INTERVAL 1 YEAR AS DATE)
+),
+computed AS (
+    SELECT field_path, ts, source, source_key, provenance, vector,
+      CASE
+        WHEN transform = 'level' THEN value
+        WHEN transform LIKE 'scale:%' THEN value * CAST(split_part(transform, ':', 2) AS DOUBLE)
+        WHEN transform = 'diff' THEN value - prev_value
+        WHEN transform = 'pct_change' THEN 100 * (value / prev_value - 1)
+        WHEN transform = 'log_return' THEN ln(value / prev_value)
+        WHEN transform = 'pct_annualized' THEN 100 * (pow(value / prev_value, per_year) - 1)
+        WHEN transform = 'pct_yoy' THEN 100 * (value / year_value - 1)
+      END AS value,
+      CASE
+        WHEN transform = 'level' THEN revised_value
+        WHEN transform LIKE 'scale:%' THEN revised_value * CAST(split_part(transform, ':', 2) AS DOUBLE)
+        WHEN transform = 'diff' THEN revised_value - prev_revised
+        WHEN transform = 'pct_change' THEN 100 * (revised_value / prev_revised - 1)
+        WHEN transform = 'log_return' THEN ln(revised_value / prev_revised)
+        WHEN transform = 'pct_annualized' THEN 100 * (pow(revised_value / prev_revised, per_year) - 1)
+        WHEN transform = 'pct_yoy' THEN 100 * (revised_value / year_revised - 1)
+      END AS revised_value,
+      CASE
+        WHEN transform = 'level' OR transform LIKE 'scale:%' THEN avail
+        WHEN transform = 'pct_yoy' THEN greatest(avail, year_avail)
+        ELSE greatest(avail, prev_avail)
+      END AS available_at,
+      transform
+    FROM yearly
+)
+SELECT field_path, ts, available_at, value, revised_value, vector, source, source_key, provenance
+FROM computed
+WHERE value IS NOT NULL AND revised_value IS NOT NULL AND isfinite(value) AND isfinite(revised_value)
+  AND available_at IS NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class ObservationsLoad:
+    rows: int
+    inserted: int
+    updated: int
+    deleted: int
+    fields: int
+
+
+def _existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def write_source_series(conn: duckdb.DuckDBPyConnection, mappings: list[SeriesMapping]) -> int:
+    table = catalog_arrow(mappings)
+    conn.register("incoming_catalog", table)
+    try:
+        conn.execute("CREATE OR REPLACE TABLE source_series AS SELECT * FROM incoming_catalog")
+    finally:
+        conn.unregister("incoming_catalog")
+    return table.num_rows
+
+
+def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime) -> ObservationsLoad:
+    """Recompute observations from the raw tables and ``source_series`` and apply the difference.
+
+    Call inside a transaction, after ``source_series`` is written.
+    """
+    conn.execute(OBSERVATIONS_DDL)
+    present = _existing_tables(conn)
+    selects = [sql for table, sql in POINTS.items() if table in present]
+    if not selects:
+        selects = ["SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS source_key, NULL::DATE AS ts, NULL::DOUBLE AS value, "
+                   "NULL::DOUBLE AS revised_value, NULL::TIMESTAMP AS known_at, NULL::VARCHAR AS provenance, "
+                   "NULL::FLOAT[] AS vector WHERE false"]
+    conn.execute("CREATE OR REPLACE TEMP TABLE obs_points AS " + " UNION ALL ".join(selects))
+    conn.execute(TRANSFORMED)
+    key = "o.field_path = s.field_path AND o.ts = s.ts AND o.source = s.source"
+    changed = ("o.available_at IS DISTINCT FROM s.available_at OR o.value IS DISTINCT FROM s.value OR "
+               "o.revised_value IS DISTINCT FROM s.revised_value OR o.vector IS DISTINCT FROM s.vector OR "
+               "o.source_key IS DISTINCT FROM s.source_key OR o.provenance IS DISTINCT FROM s.provenance")
+    deleted = conn.execute(f"DELETE FROM observations o WHERE NOT EXISTS (SELECT 1 FROM obs_staged s WHERE {key})"
+                           ).fetchone()[0]
+    updated = conn.execute(f"""
+        UPDATE observations o SET available_at = s.available_at, value = s.value, revised_value = s.revised_value,
+               vector = s.vector, source_key = s.source_key, provenance = s.provenance
+        FROM obs_staged s WHERE {key} AND ({changed})""").fetchone()[0]
+    inserted = conn.execute(f"""
+        INSERT INTO observations SELECT s.*, ? FROM obs_staged s
+        WHERE NOT EXISTS (SELECT 1 FROM observations o WHERE {key})""", [now]).fetchone()[0]
+    rows, fields = conn.execute("SELECT count(*), count(DISTINCT field_path) FROM observations").fetchone()
+    conn.execute("DROP TABLE obs_staged")
+    conn.execute("DROP TABLE obs_points")
+    return ObservationsLoad(rows=rows, inserted=inserted, updated=updated, deleted=deleted, fields=fields)
+
+
+def observations_by_field(conn: duckdb.DuckDBPyConnection) -> pa.Table:
+    return conn.sql("""SELECT field_path, source, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
+                       FROM observations GROUP BY ALL ORDER BY field_path, source""").to_arrow_table()
