@@ -45,7 +45,7 @@ def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         except bundled.ItemUnavailable as exc:
             missing.append(f"{item.provenance.provenance_id}: {exc}")
             context.log.warning(f"bundled item unavailable: {item.provenance.provenance_id}: {exc}")
-    run_id, now = context.run_id, utcnow()
+    run_id, now = context.run.run_id, utcnow()
     summary = []
     with warehouse.connect() as conn:
         with transaction(conn):
@@ -54,7 +54,8 @@ def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 prov = item.provenance
                 prov = Provenance(**{**prov.__dict__, "version": bundled.package_version(prov.package)})
                 source = next(s for s, spec in RAW_SPECS.items() if spec is item.raw)
-                fetched, inserted, updated, rejected = write_batch(conn, source, [FetchResult(table)], prov, run_id, now)
+                batch = [FetchResult(table)]
+                fetched, inserted, updated, rejected = write_batch(conn, source, batch, prov, run_id, now)
                 record_refresh(conn, RefreshEntry(run_id, "bundled", item.raw.name, "ok", now, utcnow(),
                                                   prov.provenance_id, fetched, inserted, updated, rejected, None, None,
                                                   prov.item))
@@ -83,7 +84,7 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
     if not settings.fred_api_key:
         reason = "FRED_API_KEY is not set: live FRED refresh skipped; raw_fred holds the embedded history"
         context.log.warning(reason)
-        return _result(context, warehouse, record_skip(warehouse.connect, "fred", context.run_id, reason))
+        return _result(context, warehouse, record_skip(warehouse.connect, "fred", context.run.run_id, reason))
     client = fred.FredClient(api_key=settings.fred_api_key)
 
     def fetch_one(series_id: str, last: date | None) -> FetchResult:
@@ -92,7 +93,7 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
     prov = _live_provenance("fred", "FRED/ALFRED series/observations API", "Federal Reserve Bank of St. Louis",
                             "FRED terms of use; third-party series keep their owners' terms",
                             "https://api.stlouisfed.org/fred/")
-    outcome = refresh(warehouse.connect, "fred", _catalog_keys(world, "fred"), fetch_one, prov, context.run_id,
+    outcome = refresh(warehouse.connect, "fred", _catalog_keys(world, "fred"), fetch_one, prov, context.run.run_id,
                       f"watermark - {settings.fred_revision_days} days")
     return _result(context, warehouse, outcome)
 
@@ -100,7 +101,7 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
 def _offline(context, warehouse, source: str) -> dg.MaterializeResult:
     reason = f"offline (set GWM_LIVE=1 to fetch {source} over the network): refresh skipped"
     context.log.info(reason)
-    return _result(context, warehouse, record_skip(warehouse.connect, source, context.run_id, reason))
+    return _result(context, warehouse, record_skip(warehouse.connect, source, context.run.run_id, reason))
 
 
 @dg.asset(**WRITER, deps=[bundled_history], description="Daily OHLCV with raw and adjusted close from Yahoo Finance "
@@ -116,7 +117,7 @@ def raw_yahoo(context: dg.AssetExecutionContext, warehouse: WarehouseResource, w
 
     prov = _live_provenance("yahoo", "Yahoo Finance chart API via yfinance", "Yahoo Finance",
                             "Yahoo terms of service (personal, non-commercial use)", "https://finance.yahoo.com")
-    outcome = refresh(warehouse.connect, "yahoo", _catalog_keys(world, "yahoo"), fetch_one, prov, context.run_id,
+    outcome = refresh(warehouse.connect, "yahoo", _catalog_keys(world, "yahoo"), fetch_one, prov, context.run.run_id,
                       f"watermark - {settings.yahoo_revision_days} days")
     return _result(context, warehouse, outcome)
 
@@ -134,7 +135,7 @@ def raw_pmi(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wor
 
     prov = _live_provenance("pmi", "DBnomics API v22 (ISM series)", "Institute for Supply Management via DBnomics",
                             "ISM data; DBnomics terms", "https://db.nomics.world/ISM")
-    outcome = refresh(warehouse.connect, "pmi", _catalog_keys(world, "pmi"), fetch_one, prov, context.run_id)
+    outcome = refresh(warehouse.connect, "pmi", _catalog_keys(world, "pmi"), fetch_one, prov, context.run.run_id)
     return _result(context, warehouse, outcome)
 
 
@@ -152,7 +153,7 @@ def raw_earnings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
     prov = _live_provenance("earnings", "SEC EDGAR XBRL companyfacts API", "US Securities and Exchange Commission",
                             "Public domain (US government)", "https://data.sec.gov/api/xbrl/companyfacts/")
-    outcome = refresh(warehouse.connect, "earnings", tickers, fetch_one, prov, context.run_id, "last filing date")
+    outcome = refresh(warehouse.connect, "earnings", tickers, fetch_one, prov, context.run.run_id, "last filing date")
     return _result(context, warehouse, outcome)
 
 
@@ -169,7 +170,7 @@ def raw_news(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 
     prov = _live_provenance("news", "public RSS/Atom feeds (" + ", ".join(news.FEEDS) + ")",
                             "the publishing institutions", "headlines and links as published", None)
-    outcome = refresh(warehouse.connect, "news", list(news.FEEDS), fetch_one, prov, context.run_id)
+    outcome = refresh(warehouse.connect, "news", list(news.FEEDS), fetch_one, prov, context.run.run_id)
     with warehouse.connect() as conn:
         with transaction(conn):
             days = write_news_daily(conn)
@@ -183,7 +184,7 @@ def raw_tabular(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     files = tabular.mapping_files(settings.tabular_dir)
     if not files:
         return _result(context, warehouse, record_skip(
-            warehouse.connect, "tabular", context.run_id, f"no mapping files (*.yaml) in {settings.tabular_dir}"))
+            warehouse.connect, "tabular", context.run.run_id, f"no mapping files (*.yaml) in {settings.tabular_dir}"))
     specs = {}
     for path in files:
         spec = tabular.load_mapping_file(path, world.load())
@@ -195,7 +196,7 @@ def raw_tabular(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     prov = Provenance(provenance_id="user:tabular", source="tabular", item="user files: " + ", ".join(
         str(p) for p in files), stated_origin="supplied by the user", licence="as supplied by the user")
     try:
-        outcome = refresh(warehouse.connect, "tabular", list(specs), fetch_one, prov, context.run_id, "whole file")
+        outcome = refresh(warehouse.connect, "tabular", list(specs), fetch_one, prov, context.run.run_id, "whole file")
     except SourceError as exc:
         raise dg.Failure(description=str(exc)) from exc
     return _result(context, warehouse, outcome, mapping_files="\n".join(str(p) for p in files))

@@ -25,7 +25,7 @@ def dagster(args: list[str], home: Path, warehouse: Path, schema: Path | None = 
 
 
 def materialize(home, warehouse, schema=None):
-    return dagster(["asset", "materialize", "-m", "gwm_assets.definitions", "--select", "*"], home, warehouse,
+    return dagster(["asset", "materialize", "-m", "gwm_assets.definitions", "--select", "fields"], home, warehouse,
                    schema)
 
 

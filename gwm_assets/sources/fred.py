@@ -73,7 +73,8 @@ class FredClient:
         rejects: list[Reject] = []
         for series_id in series_ids:
             last = (since or {}).get(series_id)
-            start = last - timedelta(days=revision_days) if last is not None else None
+            # from the day after the watermark, reaching back `revision_days` for revisions
+            start = last + timedelta(days=1 - revision_days) if last is not None else None
             root = self.observations(series_id, start)
             seen: set[tuple] = set()
             for obs in root:

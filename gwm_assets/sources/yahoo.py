@@ -48,7 +48,7 @@ class YahooClient:
             if end is not None:
                 kwargs["end"] = (end + timedelta(days=1)).isoformat()
         try:
-            frame = self.yf.Ticker(ticker, session=self.session).history(raise_errors=True, **kwargs)
+            frame = self.yf.Ticker(ticker, session=self.session).history(**kwargs)
         except Exception as exc:  # yfinance raises its own and transport errors alike
             raise SourceError(SOURCE, f"download failed: {exc}", series=ticker) from exc
         if frame is None or frame.empty:
@@ -62,7 +62,7 @@ class YahooClient:
         rejects: list[Reject] = []
         for ticker in tickers:
             last = (since or {}).get(ticker)
-            start = last - timedelta(days=revision_days) if last is not None else None
+            start = last + timedelta(days=1 - revision_days) if last is not None else None
             frame = self.history(ticker, start, end)
             seen: set[date] = set()
             for stamp, record in frame.iterrows():

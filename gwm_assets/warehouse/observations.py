@@ -153,11 +153,12 @@ def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime) -> Observ
     """
     conn.execute(OBSERVATIONS_DDL)
     present = _existing_tables(conn)
-    selects = [sql for table, sql in POINTS.items() if table in present]
+    columns = "source, source_key, ts, value, revised_value, known_at, provenance, vector"
+    selects = [f"SELECT * FROM ({sql}) AS points_{table}({columns})"
+               for table, sql in POINTS.items() if table in present]
     if not selects:
-        selects = ["SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS source_key, NULL::DATE AS ts, NULL::DOUBLE AS value, "
-                   "NULL::DOUBLE AS revised_value, NULL::TIMESTAMP AS known_at, NULL::VARCHAR AS provenance, "
-                   "NULL::FLOAT[] AS vector WHERE false"]
+        selects = [f"SELECT * FROM (SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::DATE, NULL::DOUBLE, NULL::DOUBLE, "
+                   f"NULL::TIMESTAMP, NULL::VARCHAR, NULL::FLOAT[]) AS empty({columns}) WHERE false"]
     conn.execute("CREATE OR REPLACE TEMP TABLE obs_points AS " + " UNION ALL ".join(selects))
     conn.execute(TRANSFORMED)
     key = "o.field_path = s.field_path AND o.ts = s.ts AND o.source = s.source"

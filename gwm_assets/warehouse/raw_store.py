@@ -14,7 +14,8 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-BOOKKEEPING = {"provenance": "VARCHAR NOT NULL", "ingested_at": "TIMESTAMP NOT NULL", "updated_at": "TIMESTAMP NOT NULL"}
+BOOKKEEPING = {"provenance": "VARCHAR NOT NULL", "ingested_at": "TIMESTAMP NOT NULL",
+               "updated_at": "TIMESTAMP NOT NULL"}
 
 
 @dataclass(frozen=True)
