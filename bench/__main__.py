@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench import schema_compile
+from bench import ingest, schema_compile
 
-BENCHMARKS = {"schema_compile": schema_compile.run}
+BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run}
 
 
 def main() -> int:

@@ -46,30 +46,34 @@ def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             missing.append(f"{item.provenance.provenance_id}: {exc}")
             context.log.warning(f"bundled item unavailable: {item.provenance.provenance_id}: {exc}")
     run_id, now = context.run.run_id, utcnow()
-    summary = []
+    by_table: dict[str, list] = {}
+    for item, table in loaded:
+        prov = Provenance(**{**item.provenance.__dict__, "version": bundled.package_version(item.provenance.package)})
+        by_table.setdefault(item.raw.name, []).append((prov, table))
+    summary, summary_counts = [], {}
     with warehouse.connect() as conn:
         with transaction(conn):
             ensure_ledger(conn)
-            for item, table in loaded:
-                prov = item.provenance
-                prov = Provenance(**{**prov.__dict__, "version": bundled.package_version(prov.package)})
-                source = next(s for s, spec in RAW_SPECS.items() if spec is item.raw)
-                batch = [FetchResult(table)]
-                fetched, inserted, updated, rejected = write_batch(conn, source, batch, prov, run_id, now)
-                record_refresh(conn, RefreshEntry(run_id, "bundled", item.raw.name, "ok", now, utcnow(),
-                                                  prov.provenance_id, fetched, inserted, updated, rejected, None, None,
-                                                  prov.item))
-                summary.append((prov.provenance_id, item.raw.name, fetched, inserted, updated))
+            for name, parts in by_table.items():  # one upsert per raw table
+                source = next(s for s, spec in RAW_SPECS.items() if spec.name == name)
+                results = [FetchResult(table) for _, table in parts]
+                fetched, inserted, updated, rejected = write_batch(
+                    conn, source, results, [p for p, _ in parts], run_id, now)
+                record_refresh(conn, RefreshEntry(run_id, "bundled", name, "ok", now, utcnow(), None, fetched,
+                                                  inserted, updated, rejected, None, None,
+                                                  ", ".join(p.provenance_id for p, _ in parts)))
+                summary += [(p.provenance_id, name, t.num_rows) for p, t in parts]
+                summary_counts[name] = (fetched, inserted, updated)
             for note in missing:
                 record_refresh(conn, RefreshEntry(run_id, "bundled", "-", "skipped", now, now, None, 0, 0, 0, 0,
                                                   None, None, note))
-    table_md = "\n".join(f"| `{p}` | {t} | {f} | {i} | {u} |" for p, t, f, i, u in summary)
+    table_md = "\n".join(f"| `{p}` | {t} | {n} |" for p, t, n in summary)
     return dg.MaterializeResult(metadata={
         "items_loaded": len(summary), "items_unavailable": "\n".join(missing),
-        "rows": sum(s[2] for s in summary), "rows_inserted": sum(s[3] for s in summary),
-        "rows_updated": sum(s[4] for s in summary),
-        "items": dg.MetadataValue.md("| provenance | raw table | rows | inserted | updated |\n|---|---|---|---|---|\n"
-                                     + table_md),
+        "rows": sum(c[0] for c in summary_counts.values()),
+        "rows_inserted": sum(c[1] for c in summary_counts.values()),
+        "rows_updated": sum(c[2] for c in summary_counts.values()),
+        "items": dg.MetadataValue.md("| provenance | raw table | rows |\n|---|---|---|\n" + table_md),
     })
 
 

@@ -80,14 +80,20 @@ def _overall(conn: duckdb.DuckDBPyConnection, source: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def write_batch(conn: duckdb.DuckDBPyConnection, source: str, results: Sequence[FetchResult], provenance: Provenance,
-                run_id: str, now: datetime) -> tuple[int, int, int, int]:
-    """Upsert rows and quarantine rejects of several fetches. Call inside a transaction."""
+def write_batch(conn: duckdb.DuckDBPyConnection, source: str, results: Sequence[FetchResult],
+                provenance: Provenance | Sequence[Provenance], run_id: str, now: datetime) -> tuple[int, int, int, int]:
+    """Upsert rows and quarantine rejects of several fetches in one statement per raw table.
+
+    ``provenance`` is one origin for all results or one per result. Call inside a transaction.
+    """
     spec = RAW_SPECS[source]
-    record_provenance(conn, [provenance], now)
-    tables = [r.table for r in results if r.num_rows]
-    rows = pa.concat_tables(tables) if tables else pa.table({c: [] for c in spec.columns})
-    counts = upsert(conn, spec, rows, provenance.provenance_id, now) if tables else None
+    origins = [provenance] * len(results) if isinstance(provenance, Provenance) else list(provenance)
+    ensure_ledger(conn)
+    record_provenance(conn, {p.provenance_id: p for p in origins}.values(), now)
+    tables = [r.table.select(list(spec.columns)).append_column(
+                  "provenance", pa.array([p.provenance_id] * r.num_rows, pa.string()))
+              for r, p in zip(results, origins, strict=True) if r.num_rows]
+    counts = upsert(conn, spec, pa.concat_tables(tables), now) if tables else None
     rejected = quarantine_rejects(conn, [x for r in results for x in r.rejects], run_id, f"{source}.parse", now)
     if counts is None:
         conn.execute(spec.ddl())

@@ -92,16 +92,24 @@ def ensure_ledger(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def record_provenance(conn: duckdb.DuckDBPyConnection, entries: Iterable[Provenance], now: datetime) -> None:
-    """Insert or refresh provenance rows (keyed by id); the first ``recorded_at`` is kept."""
-    ensure_ledger(conn)
-    for p in entries:
-        row = asdict(p)
-        cols = list(row)
-        conn.execute(
-            f"INSERT INTO provenance ({', '.join(cols)}, recorded_at) VALUES ({', '.join('?' * len(cols))}, ?) "
-            "ON CONFLICT (provenance_id) DO UPDATE SET version = excluded.version, url = excluded.url, "
-            "stated_origin = excluded.stated_origin, licence = excluded.licence, synthetic = excluded.synthetic",
-            [row[c] for c in cols] + [now])
+    """Insert new provenance rows and refresh changed ones; the first ``recorded_at`` is kept.
+
+    The ledger tables must exist (:func:`ensure_ledger`)."""
+    wanted = {p.provenance_id: asdict(p) for p in entries}
+    if not wanted:
+        return
+    cols = list(next(iter(wanted.values())))
+    stored = {row[0]: dict(zip(cols, row, strict=True)) for row in conn.execute(
+        f"SELECT {', '.join(cols)} FROM provenance WHERE provenance_id IN (SELECT unnest(?))",
+        [list(wanted)]).fetchall()}
+    for pid, row in wanted.items():
+        if pid not in stored:
+            conn.execute(f"INSERT INTO provenance ({', '.join(cols)}, recorded_at) "
+                         f"VALUES ({', '.join('?' * len(cols))}, ?)", [row[c] for c in cols] + [now])
+        elif stored[pid] != row:
+            changed = [c for c in cols if c != "provenance_id"]
+            conn.execute(f"UPDATE provenance SET {', '.join(f'{c} = ?' for c in changed)} WHERE provenance_id = ?",
+                         [row[c] for c in changed] + [pid])
 
 
 def record_refresh(conn: duckdb.DuckDBPyConnection, entry: RefreshEntry) -> None:
@@ -114,10 +122,10 @@ def record_refresh(conn: duckdb.DuckDBPyConnection, entry: RefreshEntry) -> None
 def quarantine_rejects(conn: duckdb.DuckDBPyConnection, rejects: Iterable[Reject], run_id: str, check_name: str,
                        now: datetime) -> int:
     """Store rejected input rows with their reason; returns how many were stored."""
-    ensure_ledger(conn)
     rows = [dict(r.as_row(), run_id=run_id, check_name=check_name, quarantined_at=now) for r in rejects]
     if not rows:
         return 0
+    ensure_ledger(conn)
     table = pa.Table.from_pylist(rows)
     conn.register("incoming_rejects", table)
     try:

@@ -53,12 +53,13 @@ def _match(spec: RawTableSpec, left: str, right: str, cols) -> str:
     return " AND ".join(f'{left}."{c}" IS NOT DISTINCT FROM {right}."{c}"' for c in cols)
 
 
-def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, provenance: str,
-           now: datetime) -> UpsertCounts:
+def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, now: datetime,
+           provenance: str | None = None) -> UpsertCounts:
     """Insert new keys, update rows whose values changed, leave the rest untouched.
 
-    Call inside a transaction. ``rows`` must hold the spec's columns; duplicate keys within one
-    batch keep their first row.
+    Call inside a transaction. ``rows`` holds the spec's columns and either a ``provenance``
+    column or the ``provenance`` argument for all rows. Duplicate keys within one batch keep their
+    first row. Into an empty table this is a plain bulk insert.
     """
     conn.execute(spec.ddl())
     if rows.num_rows == 0:
@@ -66,34 +67,39 @@ def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, 
     missing = [c for c in spec.columns if c not in rows.column_names]
     if missing:
         raise ValueError(f"{spec.name}: incoming rows lack columns {missing}")
-    conn.register("upsert_incoming", rows.select(list(spec.columns)))
+    if provenance is not None:
+        rows = rows.select(list(spec.columns)).append_column("provenance", pa.array([provenance] * rows.num_rows))
+    elif "provenance" not in rows.column_names:
+        raise ValueError(f"{spec.name}: rows need a provenance (column or argument)")
+    columns = [*spec.columns, "provenance"]
+    conn.register("upsert_incoming", rows.select(columns))
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    keys = ", ".join(f'"{c}"' for c in spec.key)
     try:
-        keys = ", ".join(f'"{c}"' for c in spec.key)
-        conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE upsert_staged AS
-            SELECT * EXCLUDE (_order) FROM (
+        unique = conn.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM upsert_incoming").fetchone()
+        source = "upsert_incoming"
+        if unique[0] != unique[1]:  # keep each key's first row
+            conn.execute(f"""CREATE OR REPLACE TEMP TABLE upsert_staged AS SELECT {quoted} FROM (
                 SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _order) AS _rank
-                FROM (SELECT *, row_number() OVER () AS _order FROM upsert_incoming)
-            ) WHERE _rank = 1""")
-        conn.execute("ALTER TABLE upsert_staged DROP COLUMN _rank")
-        fetched = conn.execute("SELECT count(*) FROM upsert_staged").fetchone()[0]
+                FROM (SELECT *, row_number() OVER () AS _order FROM upsert_incoming)) WHERE _rank = 1""")
+            source = "upsert_staged"
+        fetched = unique[1]
+        match = _match(spec, "t", "s", spec.key)
+        existing = conn.execute(f"SELECT count(*) FROM {source} s JOIN {spec.name} t ON {match}").fetchone()[0]
+        if existing == 0:  # only new keys (a first load, or new days): a plain bulk insert
+            conn.execute(f"INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at) SELECT {quoted}, ?, ? "
+                         f"FROM {source}", [now, now])
+            return UpsertCounts(fetched=fetched, inserted=fetched, updated=0)
         changed = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in spec.values)
-        updated = conn.execute(f"""
-            SELECT count(*) FROM upsert_staged s JOIN {spec.name} t ON {_match(spec, 't', 's', spec.key)}
-            WHERE {changed}""").fetchone()[0]
-        assignments = ", ".join(f'"{c}" = s."{c}"' for c in spec.values)
-        conn.execute(f"""
-            UPDATE {spec.name} AS t SET {assignments}, provenance = ?, updated_at = ?
-            FROM upsert_staged s WHERE {_match(spec, 't', 's', spec.key)} AND ({changed})""",
-                     [provenance, now])
-        columns = ", ".join(f'"{c}"' for c in spec.columns)
+        assignments = ", ".join(f'"{c}" = s."{c}"' for c in (*spec.values, "provenance"))
+        updated = conn.execute(f"UPDATE {spec.name} AS t SET {assignments}, updated_at = ? FROM {source} s "
+                               f"WHERE {match} AND ({changed})", [now]).fetchone()[0]
         inserted = conn.execute(f"""
-            INSERT INTO {spec.name} ({columns}, provenance, ingested_at, updated_at)
-            SELECT {columns}, ?, ?, ? FROM upsert_staged s
-            WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {_match(spec, 't', 's', spec.key)})""",
-                                [provenance, now, now]).fetchone()[0]
-        conn.execute("DROP TABLE upsert_staged")
+            INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at)
+            SELECT {quoted}, ?, ? FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})""",
+                                [now, now]).fetchone()[0]
     finally:
+        conn.execute("DROP TABLE IF EXISTS upsert_staged")
         conn.unregister("upsert_incoming")
     return UpsertCounts(fetched=fetched, inserted=inserted, updated=updated)
 
