@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/dagster asset materialize -m gwm_assets.definitions --select '*'
 	@$(BIN)/gwm sql "select kind, count(*) as fields, count(distinct layer) as layers from fields group by kind order by kind"
+	@$(BIN)/gwm sql "select source, count(*) as observations, count(distinct field_path) as fields, min(ts) as first, max(ts) as last from observations group by source order by source"
 
 test: setup
 	$(BIN)/ruff check gwm_model gwm_assets tests bench
