@@ -38,20 +38,20 @@ class CatalogError(SchemaError):
 
 
 def _entries(path: Path) -> list[tuple[int, dict]]:
-    """(line, mapping) for each entry under ``series:``."""
+    """(line, mapping) for each entry under ``series:``, from one parse of the file."""
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        doc = loader.construct_document(node) if node is not None else {}
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML ({exc}). Fix: correct the syntax") from exc
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    finally:
+        loader.dispose()
     series = doc.get("series") if isinstance(doc, dict) else None
     if not isinstance(series, list):
         raise CatalogError(f"{path}: expected a list under 'series:'. Fix: see gwm_assets/sources/catalog.yaml")
-    lines = []
-    for key_node, value_node in node.value:
-        if key_node.value == "series":
-            lines = [item.start_mark.line + 1 for item in value_node.value]
-    return list(zip(lines, series, strict=True))
+    items = next(v for k, v in node.value if k.value == "series")
+    return [(item.start_mark.line + 1, raw) for item, raw in zip(items.value, series, strict=True)]
 
 
 def parse_entry(raw: dict, where: str, schema: WorldSchema) -> SeriesMapping:
@@ -113,6 +113,3 @@ def catalog_arrow(mappings: list[SeriesMapping]) -> pa.Table:
     rows = [{k: v for k, v in asdict(m).items() if k != "origin"} | {"defined_at": m.origin} for m in mappings]
     return pa.Table.from_pylist(rows)
 
-
-def keys_for(mappings: list[SeriesMapping], source: str) -> list[str]:
-    return [m.key for m in mappings if m.source == source]

@@ -70,6 +70,16 @@ def open_warehouse(path: str | Path, read_only: bool = False, timeout_s: float =
 
 
 @contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, name: str, table) -> Iterator[str]:
+    """Expose an Arrow table to SQL as ``name`` for the length of the block."""
+    conn.register(name, table)
+    try:
+        yield name
+    finally:
+        conn.unregister(name)
+
+
+@contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All statements in the block land together or not at all."""
     conn.execute("BEGIN TRANSACTION")

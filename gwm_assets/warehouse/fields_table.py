@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from gwm_assets.warehouse.connection import transaction
+from gwm_assets.warehouse.connection import registered, transaction
 from gwm_model.schema import WorldSchema
 
 FIELDS_DDL = """
@@ -59,23 +59,19 @@ def _table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
 def write_fields(conn: duckdb.DuckDBPyConnection, schema: WorldSchema | pa.Table) -> FieldsLoad:
     """Replace ``fields`` with ``schema`` in one transaction: on any error the old table stays."""
     incoming = fields_arrow(schema) if isinstance(schema, WorldSchema) else schema
-    conn.register("incoming_fields", incoming)
-    try:
-        with transaction(conn):
-            previous: dict[str, tuple] = {}
-            previous_hash = None
-            if _table_exists(conn, "fields"):
-                old = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM fields").fetchall()
-                previous = {row[0]: row[:-1] for row in old}
-                previous_hash = old[0][-1] if old else None
-            conn.execute("DROP TABLE IF EXISTS fields")
-            conn.execute(FIELDS_DDL)
-            conn.execute(f"INSERT INTO fields SELECT {', '.join(COLUMNS)} FROM incoming_fields")
-            stats = conn.execute("""
-                SELECT count(*), count(*) FILTER (kind = 'leaf'), count(*) FILTER (kind = 'coarse'),
-                       count(DISTINCT layer) FROM fields""").fetchone()
-    finally:
-        conn.unregister("incoming_fields")
+    with registered(conn, "incoming_fields", incoming), transaction(conn):
+        previous: dict[str, tuple] = {}
+        previous_hash = None
+        if _table_exists(conn, "fields"):
+            old = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM fields").fetchall()
+            previous = {row[0]: row[:-1] for row in old}
+            previous_hash = old[0][-1] if old else None
+        conn.execute("DROP TABLE IF EXISTS fields")
+        conn.execute(FIELDS_DDL)
+        conn.execute(f"INSERT INTO fields SELECT {', '.join(COLUMNS)} FROM incoming_fields")
+        stats = conn.execute("""
+            SELECT count(*), count(*) FILTER (kind = 'leaf'), count(*) FILTER (kind = 'coarse'),
+                   count(DISTINCT layer) FROM fields""").fetchone()
     current = {row["path"]: tuple(row[c] for c in COLUMNS[:-1]) for row in incoming.to_pylist()}
     changed = sum(1 for p, row in current.items() if p in previous and previous[p] != row)
     return FieldsLoad(

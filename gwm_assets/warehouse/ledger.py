@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from gwm_assets.sources.base import Reject
+from gwm_assets.warehouse.connection import registered
 
 LEDGER_DDL = (
     """CREATE TABLE IF NOT EXISTS provenance (
@@ -127,11 +128,8 @@ def quarantine_rejects(conn: duckdb.DuckDBPyConnection, rejects: Iterable[Reject
         return 0
     ensure_ledger(conn)
     table = pa.Table.from_pylist(rows)
-    conn.register("incoming_rejects", table)
-    try:
+    with registered(conn, "incoming_rejects", table):
         conn.execute("""INSERT INTO quarantine (quarantined_at, run_id, source, source_key, ts, check_name, reason, raw)
                         SELECT quarantined_at, run_id, source, source_key, ts, check_name, reason, raw
                         FROM incoming_rejects""")
-    finally:
-        conn.unregister("incoming_rejects")
     return len(rows)

@@ -6,6 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from gwm_assets.sources import news
+from gwm_assets.warehouse.connection import registered
 
 
 def write_news_daily(conn: duckdb.DuckDBPyConnection) -> int:
@@ -14,9 +15,6 @@ def write_news_daily(conn: duckdb.DuckDBPyConnection) -> int:
                          ).to_arrow_table()
     daily = news.daily_aggregate(headlines)
     daily = daily.append_column("provenance", pa.array(["live:news"] * daily.num_rows, pa.string()))
-    conn.register("incoming_news_daily", daily)
-    try:
+    with registered(conn, "incoming_news_daily", daily):
         conn.execute("CREATE OR REPLACE TABLE news_daily AS SELECT * FROM incoming_news_daily")
-    finally:
-        conn.unregister("incoming_news_daily")
     return daily.num_rows

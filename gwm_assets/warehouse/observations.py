@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from gwm_assets.sources.catalog import SeriesMapping, catalog_arrow
+from gwm_assets.warehouse.connection import registered
 
 OBSERVATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -68,7 +69,7 @@ POINTS = {
         FROM news_daily""",
 }
 
-TRANSFORMED = """
+TRANSFORMED_TEMPLATE = """
 CREATE OR REPLACE TEMP TABLE obs_staged AS
 WITH mapped AS (
     SELECT m.field AS field_path, m.transform, p.*,
@@ -90,24 +91,8 @@ yearly AS (
 ),
 computed AS (
     SELECT field_path, ts, source, source_key, provenance, vector,
-      CASE
-        WHEN transform = 'level' THEN value
-        WHEN transform LIKE 'scale:%' THEN value * CAST(split_part(transform, ':', 2) AS DOUBLE)
-        WHEN transform = 'diff' THEN value - prev_value
-        WHEN transform = 'pct_change' THEN 100 * (value / prev_value - 1)
-        WHEN transform = 'log_return' THEN ln(value / prev_value)
-        WHEN transform = 'pct_annualized' THEN 100 * (pow(value / prev_value, per_year) - 1)
-        WHEN transform = 'pct_yoy' THEN 100 * (value / year_value - 1)
-      END AS value,
-      CASE
-        WHEN transform = 'level' THEN revised_value
-        WHEN transform LIKE 'scale:%' THEN revised_value * CAST(split_part(transform, ':', 2) AS DOUBLE)
-        WHEN transform = 'diff' THEN revised_value - prev_revised
-        WHEN transform = 'pct_change' THEN 100 * (revised_value / prev_revised - 1)
-        WHEN transform = 'log_return' THEN ln(revised_value / prev_revised)
-        WHEN transform = 'pct_annualized' THEN 100 * (pow(revised_value / prev_revised, per_year) - 1)
-        WHEN transform = 'pct_yoy' THEN 100 * (revised_value / year_revised - 1)
-      END AS revised_value,
+      {value_case} AS value,
+      {revised_case} AS revised_value,
       CASE
         WHEN transform = 'level' OR transform LIKE 'scale:%' THEN avail
         WHEN transform = 'pct_yoy' THEN greatest(avail, year_avail)
@@ -121,6 +106,24 @@ FROM computed
 WHERE value IS NOT NULL AND revised_value IS NOT NULL AND isfinite(value) AND isfinite(revised_value)
   AND available_at IS NOT NULL
 """
+
+
+def _transform_case(current: str, previous: str, year_ago: str) -> str:
+    """SQL computing a catalog transform of column ``current`` (first-release and revised values alike)."""
+    return f"""CASE
+        WHEN transform = 'level' THEN {current}
+        WHEN transform LIKE 'scale:%' THEN {current} * CAST(split_part(transform, ':', 2) AS DOUBLE)
+        WHEN transform = 'diff' THEN {current} - {previous}
+        WHEN transform = 'pct_change' THEN 100 * ({current} / {previous} - 1)
+        WHEN transform = 'log_return' THEN ln({current} / {previous})
+        WHEN transform = 'pct_annualized' THEN 100 * (pow({current} / {previous}, per_year) - 1)
+        WHEN transform = 'pct_yoy' THEN 100 * ({current} / {year_ago} - 1)
+      END"""
+
+
+TRANSFORMED = TRANSFORMED_TEMPLATE.format(value_case=_transform_case("value", "prev_value", "year_value"),
+                                          revised_case=_transform_case("revised_value", "prev_revised",
+                                                                       "year_revised"))
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,8 @@ def _existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
 
 def write_source_series(conn: duckdb.DuckDBPyConnection, mappings: list[SeriesMapping]) -> int:
     table = catalog_arrow(mappings)
-    conn.register("incoming_catalog", table)
-    try:
+    with registered(conn, "incoming_catalog", table):
         conn.execute("CREATE OR REPLACE TABLE source_series AS SELECT * FROM incoming_catalog")
-    finally:
-        conn.unregister("incoming_catalog")
     return table.num_rows
 
 

@@ -14,6 +14,8 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from gwm_assets.warehouse.connection import registered
+
 BOOKKEEPING = {"provenance": "VARCHAR NOT NULL", "ingested_at": "TIMESTAMP NOT NULL",
                "updated_at": "TIMESTAMP NOT NULL"}
 
@@ -72,41 +74,33 @@ def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, 
     elif "provenance" not in rows.column_names:
         raise ValueError(f"{spec.name}: rows need a provenance (column or argument)")
     columns = [*spec.columns, "provenance"]
-    conn.register("upsert_incoming", rows.select(columns))
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    keys = ", ".join(f'"{c}"' for c in spec.key)
-    try:
-        unique = conn.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM upsert_incoming").fetchone()
-        source = "upsert_incoming"
-        if unique[0] != unique[1]:  # keep each key's first row
-            conn.execute(f"""CREATE OR REPLACE TEMP TABLE upsert_staged AS SELECT {quoted} FROM (
-                SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _order) AS _rank
-                FROM (SELECT *, row_number() OVER () AS _order FROM upsert_incoming)) WHERE _rank = 1""")
-            source = "upsert_staged"
-        fetched = unique[1]
-        match = _match(spec, "t", "s", spec.key)
-        existing = conn.execute(f"SELECT count(*) FROM {source} s JOIN {spec.name} t ON {match}").fetchone()[0]
-        if existing == 0:  # only new keys (a first load, or new days): a plain bulk insert
-            conn.execute(f"INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at) SELECT {quoted}, ?, ? "
-                         f"FROM {source}", [now, now])
-            return UpsertCounts(fetched=fetched, inserted=fetched, updated=0)
-        changed = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in spec.values)
-        assignments = ", ".join(f'"{c}" = s."{c}"' for c in (*spec.values, "provenance"))
-        updated = conn.execute(f"UPDATE {spec.name} AS t SET {assignments}, updated_at = ? FROM {source} s "
-                               f"WHERE {match} AND ({changed})", [now]).fetchone()[0]
-        inserted = conn.execute(f"""
-            INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at)
-            SELECT {quoted}, ?, ? FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})""",
-                                [now, now]).fetchone()[0]
-    finally:
-        conn.execute("DROP TABLE IF EXISTS upsert_staged")
-        conn.unregister("upsert_incoming")
+    with registered(conn, "upsert_incoming", rows.select(columns)):
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        keys = ", ".join(f'"{c}"' for c in spec.key)
+        try:
+            unique = conn.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM upsert_incoming").fetchone()
+            source = "upsert_incoming"
+            if unique[0] != unique[1]:  # keep each key's first row
+                conn.execute(f"""CREATE OR REPLACE TEMP TABLE upsert_staged AS SELECT {quoted} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _order) AS _rank
+                    FROM (SELECT *, row_number() OVER () AS _order FROM upsert_incoming)) WHERE _rank = 1""")
+                source = "upsert_staged"
+            fetched = unique[1]
+            match = _match(spec, "t", "s", spec.key)
+            existing = conn.execute(f"SELECT count(*) FROM {source} s JOIN {spec.name} t ON {match}").fetchone()[0]
+            if existing == 0:  # only new keys (a first load, or new days): a plain bulk insert
+                conn.execute(f"INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at) SELECT {quoted}, ?, ? "
+                             f"FROM {source}", [now, now])
+                return UpsertCounts(fetched=fetched, inserted=fetched, updated=0)
+            changed = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in spec.values)
+            assignments = ", ".join(f'"{c}" = s."{c}"' for c in (*spec.values, "provenance"))
+            updated = conn.execute(f"UPDATE {spec.name} AS t SET {assignments}, updated_at = ? FROM {source} s "
+                                   f"WHERE {match} AND ({changed})", [now]).fetchone()[0]
+            inserted = conn.execute(f"""
+                INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at)
+                SELECT {quoted}, ?, ? FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})""",
+                                    [now, now]).fetchone()[0]
+        finally:
+            conn.execute("DROP TABLE IF EXISTS upsert_staged")
     return UpsertCounts(fetched=fetched, inserted=inserted, updated=updated)
 
-
-def watermark(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, column: str, where: str = "",
-              params: list | None = None):
-    """Latest value of ``column`` in the raw table (None when empty or absent)."""
-    conn.execute(spec.ddl())
-    clause = f"WHERE {where}" if where else ""
-    return conn.execute(f'SELECT max("{column}") FROM {spec.name} {clause}', params or []).fetchone()[0]
