@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS observations (
 )"""
 
 # One SELECT per raw table: (source, source_key, ts, value, revised_value, known_at, provenance, vector).
+# ``{table}`` placeholders are the raw table itself or, in an incremental build, only its changed series.
 POINTS = {
     "raw_fred": """
         SELECT 'fred' AS source, series_id AS source_key, date AS ts,
@@ -45,28 +46,28 @@ POINTS = {
                coalesce(arg_min(provenance, realtime_start) FILTER (realtime_start IS NOT NULL),
                         any_value(provenance)) AS provenance,
                CAST(NULL AS FLOAT[]) AS vector
-        FROM raw_fred WHERE value IS NOT NULL GROUP BY series_id, date""",
+        FROM {raw_fred} raw_fred WHERE value IS NOT NULL GROUP BY series_id, date""",
     "raw_yahoo": """
         SELECT 'yahoo', y.ticker, y.date,
                CASE m.column WHEN 'adj_close' THEN y.adj_close ELSE y.close END,
                CASE m.column WHEN 'adj_close' THEN y.adj_close ELSE y.close END,
                CAST(NULL AS TIMESTAMP), y.provenance, CAST(NULL AS FLOAT[])
-        FROM raw_yahoo y JOIN source_series m ON m.source = 'yahoo' AND m.key = y.ticker""",
+        FROM {raw_yahoo} y JOIN source_series m ON m.source = 'yahoo' AND m.key = y.ticker""",
     "raw_pmi": """
         SELECT 'pmi', series_code, period, value, value, released_at, provenance, CAST(NULL AS FLOAT[])
-        FROM raw_pmi WHERE value IS NOT NULL""",
+        FROM {raw_pmi} raw_pmi WHERE value IS NOT NULL""",
     "raw_earnings": """
         SELECT 'earnings', ticker || ':' || metric, period_end, arg_min(value, filed), arg_max(value, filed),
                CAST(min(filed) AS TIMESTAMP), arg_min(provenance, filed), CAST(NULL AS FLOAT[])
-        FROM raw_earnings WHERE value IS NOT NULL GROUP BY ticker, metric, period_end""",
+        FROM {raw_earnings} raw_earnings WHERE value IS NOT NULL GROUP BY ticker, metric, period_end""",
     "raw_tabular": """
         SELECT 'tabular', dataset || ':' || series, date, value, value, CAST(NULL AS TIMESTAMP), provenance,
                CAST(NULL AS FLOAT[])
-        FROM raw_tabular WHERE value IS NOT NULL""",
+        FROM {raw_tabular} raw_tabular WHERE value IS NOT NULL""",
     "news_daily": """
         SELECT 'news', 'daily', day, CAST(n_headlines AS DOUBLE), CAST(n_headlines AS DOUBLE),
                CAST(last_published_at AS TIMESTAMP), provenance, CAST(mean_embedding AS FLOAT[])
-        FROM news_daily""",
+        FROM {news_daily} news_daily""",
 }
 
 TRANSFORMED_TEMPLATE = """
@@ -133,6 +134,19 @@ class ObservationsLoad:
     updated: int
     deleted: int
     fields: int
+    recomputed_series: int | None = None  # None: every series was recomputed
+
+
+# per raw table: (source name, SQL naming a row's series, its date column); news_daily has no change stamps
+SERIES = {"raw_fred": ("fred", "series_id", "date"), "raw_yahoo": ("yahoo", "ticker", "date"),
+          "raw_pmi": ("pmi", "series_code", "period"),
+          "raw_earnings": ("earnings", "ticker || ':' || metric", "period_end"),
+          "raw_tabular": ("tabular", "dataset || ':' || series", "date"), "news_daily": ("news", "'daily'", "day")}
+# a pct_yoy series re-reads this much history before its first changed date (a year and a margin)
+YEAR_CONTEXT_DAYS = 372
+
+STATE_DDL = """CREATE TABLE IF NOT EXISTS observations_state (
+    raw_table VARCHAR PRIMARY KEY, watermark TIMESTAMP, catalog_hash VARCHAR NOT NULL)"""
 
 
 def _existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
@@ -146,27 +160,90 @@ def write_source_series(conn: duckdb.DuckDBPyConnection, mappings: list[SeriesMa
     return table.num_rows
 
 
-def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime) -> ObservationsLoad:
-    """Recompute observations from the raw tables and ``source_series`` and apply the difference.
+def _catalog_hash(conn: duckdb.DuckDBPyConnection) -> str:
+    return conn.execute("SELECT coalesce(md5(string_agg(CAST(c AS VARCHAR), '|' ORDER BY CAST(c AS VARCHAR))), '') "
+                        "FROM source_series c").fetchone()[0]
 
-    Call inside a transaction, after ``source_series`` is written.
+
+def _watermarks(conn: duckdb.DuckDBPyConnection, present: set[str]) -> dict[str, datetime | None]:
+    """The latest change stamp of each raw table (None for tables without stamps)."""
+    return {t: (conn.execute(f"SELECT max(updated_at) FROM {t}").fetchone()[0] if t != "news_daily" else None)
+            for t in SERIES if t in present}
+
+
+def _changed_series(conn: duckdb.DuckDBPyConnection, present: set[str], catalog: str) -> bool:
+    """Fill temp table ``obs_changed`` with the series to recompute; False means recompute everything.
+
+    Everything is recomputed on a first build or when the catalog changed; otherwise each series
+    with raw rows written since the last build, from the earliest date written (``since``) on (plus
+    the small, wholly rebuilt ``news_daily``).
+    """
+    stored = dict(conn.execute("SELECT raw_table, watermark FROM observations_state WHERE catalog_hash = ?",
+                               [catalog]).fetchall())
+    tables = [t for t in SERIES if t in present]
+    if not tables or any(t not in stored for t in tables):
+        return False
+    parts, params = [], []
+    for t in tables:
+        source, key, ts = SERIES[t]
+        since = "" if stored[t] is None else " WHERE updated_at > ?"
+        params += [] if stored[t] is None else [stored[t]]
+        # from: the history the transforms read, i.e. the previous point, or a year back for pct_yoy
+        parts.append(f"""
+            SELECT '{source}' AS ch_source, ch_key, ch_since,
+                   least(coalesce(ch_prev, ch_since),
+                         CASE WHEN ch_key IN (SELECT key FROM source_series WHERE source = '{source}'
+                                              AND transform = 'pct_yoy')
+                              THEN CAST(ch_since - INTERVAL {YEAR_CONTEXT_DAYS} DAY AS DATE) END) AS ch_from
+            FROM (SELECT ch.ch_key, ch.ch_since, max(r.ts) FILTER (r.ts < ch.ch_since) AS ch_prev
+                  FROM (SELECT {key} AS ch_key, min({ts}) AS ch_since FROM {t}{since} GROUP BY 1) ch
+                  JOIN (SELECT {key} AS ch_key, {ts} AS ts FROM {t}) r USING (ch_key)
+                  GROUP BY ch.ch_key, ch.ch_since)""")
+    conn.execute("CREATE OR REPLACE TEMP TABLE obs_changed AS " + " UNION ALL ".join(parts), params)
+    return True
+
+
+def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: bool = False) -> ObservationsLoad:
+    """Recompute observations of changed series from the raw tables and apply the difference.
+
+    Call inside a transaction, after ``source_series`` is written. Only series with raw rows written
+    since the last build are recomputed, from their earliest written date on (transforms read up to
+    ``CONTEXT_DAYS`` of earlier history); ``full`` (or a changed catalog, or a first build)
+    recomputes every series.
     """
     conn.execute(OBSERVATIONS_DDL)
+    conn.execute(STATE_DDL)
     present = _existing_tables(conn)
+    catalog = _catalog_hash(conn)
+    marks = _watermarks(conn, present)
+    incremental = not full and _changed_series(conn, present, catalog)
+    if incremental:
+        sources = {t: f"(SELECT r.* FROM {t} r JOIN obs_changed c ON c.ch_source = '{src}' AND c.ch_key = {key} "
+                      f"AND {ts} >= c.ch_from)" for t, (src, key, ts) in SERIES.items()}
+        # rows of a changed series from its first changed date on (a join: faster than EXISTS here)
+        using = "USING obs_changed c"
+        scope = "c.ch_source = o.source AND c.ch_key = o.source_key AND o.ts >= c.ch_since"
+        recomputed = conn.execute("SELECT count(*) FROM obs_changed").fetchone()[0]
+    else:
+        sources, using, scope = {t: t for t in SERIES}, "", "true"
+        recomputed = None
     columns = "source, source_key, ts, value, revised_value, known_at, provenance, vector"
-    selects = [f"SELECT * FROM ({sql}) AS points_{table}({columns})"
+    selects = [f"SELECT * FROM ({sql.format(**sources)}) AS points_{table}({columns})"
                for table, sql in POINTS.items() if table in present]
     if not selects:
         selects = [f"SELECT * FROM (SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::DATE, NULL::DOUBLE, NULL::DOUBLE, "
                    f"NULL::TIMESTAMP, NULL::VARCHAR, NULL::FLOAT[]) AS empty({columns}) WHERE false"]
     conn.execute("CREATE OR REPLACE TEMP TABLE obs_points AS " + " UNION ALL ".join(selects))
     conn.execute(TRANSFORMED)
+    if incremental:  # the context rows before each series' first change only fed lags and year-ago values
+        conn.execute("DELETE FROM obs_staged o WHERE NOT EXISTS (SELECT 1 FROM obs_changed c "
+                     "WHERE c.ch_source = o.source AND c.ch_key = o.source_key AND o.ts >= c.ch_since)")
     key = "o.field_path = s.field_path AND o.ts = s.ts AND o.source = s.source"
     changed = ("o.available_at IS DISTINCT FROM s.available_at OR o.value IS DISTINCT FROM s.value OR "
                "o.revised_value IS DISTINCT FROM s.revised_value OR o.vector IS DISTINCT FROM s.vector OR "
                "o.source_key IS DISTINCT FROM s.source_key OR o.provenance IS DISTINCT FROM s.provenance")
-    deleted = conn.execute(f"DELETE FROM observations o WHERE NOT EXISTS (SELECT 1 FROM obs_staged s WHERE {key})"
-                           ).fetchone()[0]
+    deleted = conn.execute(f"DELETE FROM observations o {using} WHERE {scope} AND "
+                           f"NOT EXISTS (SELECT 1 FROM obs_staged s WHERE {key})").fetchone()[0]
     updated = conn.execute(f"""
         UPDATE observations o SET available_at = s.available_at, value = s.value, revised_value = s.revised_value,
                vector = s.vector, source_key = s.source_key, provenance = s.provenance
@@ -175,9 +252,13 @@ def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime) -> Observ
         INSERT INTO observations SELECT s.*, ? FROM obs_staged s
         WHERE NOT EXISTS (SELECT 1 FROM observations o WHERE {key})""", [now]).fetchone()[0]
     rows, fields = conn.execute("SELECT count(*), count(DISTINCT field_path) FROM observations").fetchone()
-    conn.execute("DROP TABLE obs_staged")
-    conn.execute("DROP TABLE obs_points")
-    return ObservationsLoad(rows=rows, inserted=inserted, updated=updated, deleted=deleted, fields=fields)
+    conn.execute("DELETE FROM observations_state")
+    conn.executemany("INSERT INTO observations_state VALUES (?, ?, ?)",
+                     [[t, mark, catalog] for t, mark in marks.items()])
+    for temp in ("obs_staged", "obs_points", "obs_changed"):
+        conn.execute(f"DROP TABLE IF EXISTS {temp}")
+    return ObservationsLoad(rows=rows, inserted=inserted, updated=updated, deleted=deleted, fields=fields,
+                            recomputed_series=recomputed)
 
 
 def observations_by_field(conn: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -77,17 +77,17 @@ def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, 
     with registered(conn, "upsert_incoming", rows.select(columns)):
         quoted = ", ".join(f'"{c}"' for c in columns)
         keys = ", ".join(f'"{c}"' for c in spec.key)
+        source = "upsert_incoming"
         try:
-            unique = conn.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM upsert_incoming").fetchone()
-            source = "upsert_incoming"
-            if unique[0] != unique[1]:  # keep each key's first row
+            match = _match(spec, "t", "s", spec.key)
+            total, fetched, existing = conn.execute(
+                f"SELECT count(*), count(DISTINCT ({keys})), (SELECT count(*) FROM upsert_incoming s "
+                f"JOIN {spec.name} t ON {match}) FROM upsert_incoming").fetchone()
+            if total != fetched:  # keep each key's first row
                 conn.execute(f"""CREATE OR REPLACE TEMP TABLE upsert_staged AS SELECT {quoted} FROM (
                     SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _order) AS _rank
                     FROM (SELECT *, row_number() OVER () AS _order FROM upsert_incoming)) WHERE _rank = 1""")
                 source = "upsert_staged"
-            fetched = unique[1]
-            match = _match(spec, "t", "s", spec.key)
-            existing = conn.execute(f"SELECT count(*) FROM {source} s JOIN {spec.name} t ON {match}").fetchone()[0]
             if existing == 0:  # only new keys (a first load, or new days): a plain bulk insert
                 conn.execute(f"INSERT INTO {spec.name} ({quoted}, ingested_at, updated_at) SELECT {quoted}, ?, ? "
                              f"FROM {source}", [now, now])
@@ -101,6 +101,7 @@ def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, 
                 SELECT {quoted}, ?, ? FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})""",
                                     [now, now]).fetchone()[0]
         finally:
-            conn.execute("DROP TABLE IF EXISTS upsert_staged")
+            if source == "upsert_staged":
+                conn.execute("DROP TABLE IF EXISTS upsert_staged")
     return UpsertCounts(fetched=fetched, inserted=inserted, updated=updated)
 
