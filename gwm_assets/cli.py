@@ -1,4 +1,4 @@
-"""The ``gwm`` command line: ``gwm sql "<query>"`` and ``gwm fields [PREFIX]``.
+"""The ``gwm`` command line: ``gwm sql "<query>"``, ``gwm fields [PREFIX]`` and ``gwm coverage [PREFIX]``.
 
 Imports no Dagster, so it starts fast. ``gwm sql`` opens the warehouse read-only; while a
 materialization holds the file it waits and retries instead of failing.
@@ -14,6 +14,7 @@ import duckdb
 
 from gwm_assets.paths import schema_path, warehouse_path
 from gwm_assets.warehouse.connection import WarehouseBusy, WarehouseMissing, open_warehouse
+from gwm_assets.warehouse.coverage import text_heatmap
 from gwm_model.schema import SchemaError, default_world
 
 
@@ -79,6 +80,37 @@ def cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout) as conn:
+        views = {r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        if "field_coverage" not in views:
+            print("gwm coverage: the coverage views do not exist yet. Fix: run `make run` (or materialize the "
+                  "`coverage` asset)", file=sys.stderr)
+            return 2
+        if not args.prefix:
+            rel = conn.sql("SELECT * FROM layer_coverage")
+            print(format_table(rel.columns, rel.fetchall()))
+            print()
+            print(text_heatmap(conn, ""))
+            return 0
+        rel = conn.sql("""SELECT field_path, kind, array_to_string(sources, ',') AS sources, n_obs, first_ts, last_ts,
+                                 declared_period, observed_period_days, staleness_days, is_stale,
+                                 round(axis_share, 3) AS axis_share
+                          FROM field_coverage WHERE field_path = ? OR field_path LIKE ? || '.%'
+                          ORDER BY n_obs = 0, field_path""", params=[args.prefix, args.prefix])
+        rows = rel.fetchall()
+        if not rows:
+            print(f"gwm coverage: no field under '{args.prefix}'. Fix: see `gwm fields` for valid paths",
+                  file=sys.stderr)
+            return 2
+        print(format_table(rel.columns, rows))
+        with_data = sum(1 for r in rows if r[3] > 0)
+        print(f"({len(rows)} fields under {args.prefix}: {with_data} with data)")
+        print()
+        print(text_heatmap(conn, args.prefix))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gwm", description="gwm: world-model feature store")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     flds.add_argument("--schema", default=str(schema_path() or "") or None, help="world schema YAML")
     flds.add_argument("--max-width", type=int, default=70, help="cut cells longer than this")
     flds.set_defaults(func=cmd_fields)
+
+    cov = sub.add_parser("coverage", help="field coverage: per layer, or per field under a path prefix")
+    cov.add_argument("prefix", nargs="?", help="path prefix, e.g. financial.yield_curves")
+    cov.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
+    cov.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a running materialization")
+    cov.set_defaults(func=cmd_coverage)
     return parser
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gwm_assets.check_assets import CHECKS
+from gwm_assets.coverage_assets import coverage
 from gwm_assets.observation_assets import observations, source_series
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 from gwm_assets.source_assets import SOURCE_ASSETS
 from gwm_assets.world_fields import fields
 
-ASSETS = [fields, *SOURCE_ASSETS, source_series, observations]
+ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage]
 RESOURCES = {
     "warehouse": WarehouseResource(),
     "world": WorldSchemaResource(),
     "settings": SourceSettings(),
 }
 
-defs = dg.Definitions(assets=ASSETS, resources=RESOURCES)
+defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=RESOURCES)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from gwm_assets.checks.ranges import load_ranges, write_field_ranges
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 from gwm_assets.source_assets import SOURCE_ASSETS
 from gwm_assets.sources import tabular
@@ -31,11 +32,13 @@ def source_series(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 raise CatalogError(f"catalog fields missing from the `fields` table: {unknown}. Fix: materialize "
                                    "`fields` with the current schema")
             rows = write_source_series(conn, mappings)
+            ranged = write_field_ranges(conn, load_ranges(schema))
     by_source = {}
     for m in mappings:
         by_source[m.source] = by_source.get(m.source, 0) + 1
     context.log.info(f"source_series: {rows} mappings " + ", ".join(f"{k}={v}" for k, v in sorted(by_source.items())))
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, **{f"mappings_{k}": v
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "fields_with_plausible_range": ranged,
+                                          **{f"mappings_{k}": v
                                                                           for k, v in by_source.items()}})
 
 
@@ -45,7 +48,7 @@ def source_series(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 def observations(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         with transaction(conn):
-            load = build_observations(conn, utcnow())
+            load = build_observations(conn, utcnow(), run_id=context.run.run_id)
         per_field = observations_by_field(conn)
         version = conn.execute("""SELECT coalesce(md5(string_agg(field_path || ts || value || available_at, ','
                                    ORDER BY field_path, ts, source)), 'empty') FROM observations""").fetchone()[0]
@@ -53,10 +56,18 @@ def observations(context: dg.AssetExecutionContext, warehouse: WarehouseResource
              for r in per_field.to_pylist()]
     context.log.info(f"observations: {load.rows} rows for {load.fields} fields ({load.inserted} inserted, "
                      f"{load.updated} updated, {load.deleted} deleted)")
+    held = load.quarantine
+    for check, series in held.by_check.items():
+        context.log.warning(f"quarantined by {check}: " + ", ".join(f"{s} ({n} rows)" for s, n in series))
+    quarantined_md = "\n".join(f"| {check} | `{s}` | {n} |" for check, rows in held.by_check.items() for s, n in rows)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": load.rows, "fields_with_data": load.fields, "rows_inserted": load.inserted,
             "rows_updated": load.updated, "rows_deleted": load.deleted,
+            "series_recomputed": "all" if load.recomputed_series is None else load.recomputed_series,
+            "rows_quarantined": held.rejected, "quarantine_new": held.newly_quarantined,
+            "quarantine_released": held.released,
+            "quarantined": dg.MetadataValue.md("| check | series | rows |\n|---|---|---|\n" + quarantined_md),
             "per_field": dg.MetadataValue.md("| field | source | rows | first | last |\n|---|---|---|---|---|\n"
                                              + "\n".join(lines)),
         },

@@ -10,6 +10,7 @@ import pyarrow as pa
 import yaml
 
 from gwm_model.schema import PERIODS, SchemaError, WorldSchema
+from gwm_model.schema.periods import PERIOD_DAYS
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 SOURCES = ("fred", "yahoo", "pmi", "earnings", "tabular", "news")
@@ -110,6 +111,7 @@ def load_catalog(schema: WorldSchema, path: Path = CATALOG_PATH,
 
 
 def catalog_arrow(mappings: list[SeriesMapping]) -> pa.Table:
-    rows = [{k: v for k, v in asdict(m).items() if k != "origin"} | {"defined_at": m.origin} for m in mappings]
+    rows = [{k: v for k, v in asdict(m).items() if k != "origin"}
+            | {"frequency_days": PERIOD_DAYS[m.frequency], "defined_at": m.origin} for m in mappings]
     return pa.Table.from_pylist(rows)
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from gwm_assets.sources import earnings, fred, news, pmi, tabular, yahoo
 from gwm_assets.sources.base import FetchResult, SourceError
-from gwm_assets.warehouse.connection import transaction
+from gwm_assets.warehouse.connection import registered, transaction
 from gwm_assets.warehouse.ledger import (
     Provenance,
     RefreshEntry,
@@ -26,7 +26,9 @@ from gwm_assets.warehouse.ledger import (
     quarantine_rejects,
     record_provenance,
     record_refresh,
+    release_fixed,
 )
+from gwm_assets.warehouse.observations import SERIES
 from gwm_assets.warehouse.raw_store import RawTableSpec, upsert
 
 RAW_SPECS: dict[str, RawTableSpec] = {
@@ -93,8 +95,16 @@ def write_batch(conn: duckdb.DuckDBPyConnection, source: str, results: Sequence[
     tables = [r.table.select(list(spec.columns)).append_column(
                   "provenance", pa.array([p.provenance_id] * r.num_rows, pa.string()))
               for r, p in zip(results, origins, strict=True) if r.num_rows]
-    counts = upsert(conn, spec, pa.concat_tables(tables), now) if tables else None
-    rejected = quarantine_rejects(conn, [x for r in results for x in r.rejects], run_id, f"{source}.parse", now)
+    incoming = pa.concat_tables(tables) if tables else None
+    counts = upsert(conn, spec, incoming, now) if incoming is not None else None
+    rejects = [x for r in results for x in r.rejects]
+    if incoming is not None and spec.name in SERIES:  # input fixed since an earlier run: release its held rows
+        _, key, ts = SERIES[spec.name]
+        with registered(conn, "incoming_batch", incoming):
+            valid = conn.sql(f"SELECT DISTINCT {key} AS source_key, CAST({ts} AS VARCHAR) AS ts "
+                             "FROM incoming_batch").to_arrow_table()
+        release_fixed(conn, f"{source}.parse", source, valid, rejects, run_id, now)
+    rejected = quarantine_rejects(conn, rejects, run_id, f"{source}.parse", now)
     if counts is None:
         conn.execute(spec.ddl())
         return 0, 0, 0, rejected

@@ -51,6 +51,10 @@ LEDGER_DDL = (
         reason         VARCHAR NOT NULL,
         raw            VARCHAR NOT NULL
     )""",
+    # added with the observations checks: which field a rejected observation was for, and its release
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS field_path VARCHAR",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS released_at TIMESTAMP",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS released_run_id VARCHAR",
 )
 
 
@@ -122,14 +126,39 @@ def record_refresh(conn: duckdb.DuckDBPyConnection, entry: RefreshEntry) -> None
 
 def quarantine_rejects(conn: duckdb.DuckDBPyConnection, rejects: Iterable[Reject], run_id: str, check_name: str,
                        now: datetime) -> int:
-    """Store rejected input rows with their reason; returns how many were stored."""
+    """Store rejected input rows with their reason; returns how many were newly stored."""
     rows = [dict(r.as_row(), run_id=run_id, check_name=check_name, quarantined_at=now) for r in rejects]
     if not rows:
         return 0
     ensure_ledger(conn)
     table = pa.Table.from_pylist(rows)
     with registered(conn, "incoming_rejects", table):
-        conn.execute("""INSERT INTO quarantine (quarantined_at, run_id, source, source_key, ts, check_name, reason, raw)
-                        SELECT quarantined_at, run_id, source, source_key, ts, check_name, reason, raw
-                        FROM incoming_rejects""")
-    return len(rows)
+        # a row still held for the same reason is not added twice (re-fetching unfixed input)
+        return conn.execute("""
+            INSERT INTO quarantine (quarantined_at, run_id, source, source_key, ts, check_name, reason, raw)
+            SELECT quarantined_at, run_id, source, source_key, ts, check_name, reason, raw FROM incoming_rejects i
+            WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.released_at IS NULL AND q.source = i.source
+                              AND q.source_key = i.source_key AND q.ts IS NOT DISTINCT FROM i.ts
+                              AND q.check_name = i.check_name AND q.reason = i.reason)""").fetchone()[0]
+
+
+def release_fixed(conn: duckdb.DuckDBPyConnection, check_name: str, source: str, valid_keys: pa.Table,
+                  still_rejected: Iterable[Reject], run_id: str, now: datetime) -> int:
+    """Release held entries of ``check_name`` whose (source_key, ts) now arrived as a valid row.
+
+    ``valid_keys`` has text columns source_key and ts. An entry the same input still rejects for the
+    same reason (a duplicate date beside its valid first row) stays held. Returns how many were released;
+    a released entry keeps its row, with ``released_at`` and ``released_run_id``.
+    """
+    ensure_ledger(conn)
+    held = pa.Table.from_pylist([r.as_row() for r in still_rejected],
+                                schema=pa.schema([("source", pa.string()), ("source_key", pa.string()),
+                                                  ("ts", pa.string()), ("reason", pa.string()), ("raw", pa.string())]))
+    with registered(conn, "incoming_valid_keys", valid_keys), registered(conn, "incoming_still_held", held):
+        return conn.execute("""
+            UPDATE quarantine q SET released_at = ?, released_run_id = ?
+            WHERE q.released_at IS NULL AND q.check_name = ? AND q.source = ?
+              AND EXISTS (SELECT 1 FROM incoming_valid_keys k WHERE k.source_key = q.source_key AND k.ts = q.ts)
+              AND NOT EXISTS (SELECT 1 FROM incoming_still_held h WHERE h.source_key = q.source_key
+                              AND h.ts IS NOT DISTINCT FROM q.ts AND h.reason = q.reason)""",
+                            [now, run_id, check_name, source]).fetchone()[0]

@@ -15,8 +15,11 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from gwm_assets.checks.ranges import ensure_field_ranges
 from gwm_assets.sources.catalog import SeriesMapping, catalog_arrow
 from gwm_assets.warehouse.connection import registered
+from gwm_assets.warehouse.ledger import ensure_ledger
+from gwm_assets.warehouse.validation import QuarantineOutcome, in_changed_series, quarantine_candidates
 
 OBSERVATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -104,7 +107,7 @@ computed AS (
 )
 SELECT field_path, ts, available_at, value, revised_value, vector, source, source_key, provenance
 FROM computed
-WHERE value IS NOT NULL AND revised_value IS NOT NULL AND isfinite(value) AND isfinite(revised_value)
+WHERE value IS NOT NULL AND revised_value IS NOT NULL
   AND available_at IS NOT NULL
 """
 
@@ -116,7 +119,9 @@ def _transform_case(current: str, previous: str, year_ago: str) -> str:
         WHEN transform LIKE 'scale:%' THEN {current} * CAST(split_part(transform, ':', 2) AS DOUBLE)
         WHEN transform = 'diff' THEN {current} - {previous}
         WHEN transform = 'pct_change' THEN 100 * ({current} / {previous} - 1)
-        WHEN transform = 'log_return' THEN ln({current} / {previous})
+        WHEN transform = 'log_return' THEN CASE WHEN {current} / {previous} > 0 THEN ln({current} / {previous})
+                                                WHEN {current} / {previous} <= 0 THEN CAST('NaN' AS DOUBLE)
+                                           END  -- a non-positive ratio is quarantined as NaN, never a crash
         WHEN transform = 'pct_annualized' THEN 100 * (pow({current} / {previous}, per_year) - 1)
         WHEN transform = 'pct_yoy' THEN 100 * ({current} / {year_ago} - 1)
       END"""
@@ -135,6 +140,7 @@ class ObservationsLoad:
     deleted: int
     fields: int
     recomputed_series: int | None = None  # None: every series was recomputed
+    quarantine: QuarantineOutcome = QuarantineOutcome()
 
 
 # per raw table: (source name, SQL naming a row's series, its date column); news_daily has no change stamps
@@ -203,16 +209,19 @@ def _changed_series(conn: duckdb.DuckDBPyConnection, present: set[str], catalog:
     return True
 
 
-def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: bool = False) -> ObservationsLoad:
+def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: bool = False,
+                       run_id: str = "manual") -> ObservationsLoad:
     """Recompute observations of changed series from the raw tables and apply the difference.
 
     Call inside a transaction, after ``source_series`` is written. Only series with raw rows written
     since the last build are recomputed, from their earliest written date on (transforms read up to
-    ``CONTEXT_DAYS`` of earlier history); ``full`` (or a changed catalog, or a first build)
-    recomputes every series.
+    the history they need); ``full`` (or a changed catalog, or a first build) recomputes every
+    series. Candidate rows failing a row-level expectation go to ``quarantine`` instead (see
+    :mod:`gwm_assets.warehouse.validation`).
     """
     conn.execute(OBSERVATIONS_DDL)
     conn.execute(STATE_DDL)
+    ensure_ledger(conn)
     present = _existing_tables(conn)
     catalog = _catalog_hash(conn)
     marks = _watermarks(conn, present)
@@ -235,9 +244,10 @@ def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: boo
                    f"NULL::TIMESTAMP, NULL::VARCHAR, NULL::FLOAT[]) AS empty({columns}) WHERE false"]
     conn.execute("CREATE OR REPLACE TEMP TABLE obs_points AS " + " UNION ALL ".join(selects))
     conn.execute(TRANSFORMED)
+    ensure_field_ranges(conn)
+    quarantined = quarantine_candidates(conn, now, run_id, incremental)
     if incremental:  # the context rows before each series' first change only fed lags and year-ago values
-        conn.execute("DELETE FROM obs_staged o WHERE NOT EXISTS (SELECT 1 FROM obs_changed c "
-                     "WHERE c.ch_source = o.source AND c.ch_key = o.source_key AND o.ts >= c.ch_since)")
+        conn.execute(f"DELETE FROM obs_staged o WHERE NOT {in_changed_series('o', 'o.ts')}")
     key = "o.field_path = s.field_path AND o.ts = s.ts AND o.source = s.source"
     changed = ("o.available_at IS DISTINCT FROM s.available_at OR o.value IS DISTINCT FROM s.value OR "
                "o.revised_value IS DISTINCT FROM s.revised_value OR o.vector IS DISTINCT FROM s.vector OR "
@@ -258,7 +268,7 @@ def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: boo
     for temp in ("obs_staged", "obs_points", "obs_changed"):
         conn.execute(f"DROP TABLE IF EXISTS {temp}")
     return ObservationsLoad(rows=rows, inserted=inserted, updated=updated, deleted=deleted, fields=fields,
-                            recomputed_series=recomputed)
+                            recomputed_series=recomputed, quarantine=quarantined)
 
 
 def observations_by_field(conn: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -1,0 +1,1 @@
+"""Validation: expectation suites (data files next to what they guard), run with Great Expectations."""
