@@ -1,0 +1,81 @@
+"""Per-field normalisation statistics, fitted on the training period only and kept as plain data.
+
+Training cells are those whose observation both describes a date on or before ``train_end`` and
+was published by the end of that day: the statistics a person could have computed on
+``train_end``, so no later value (nor a late release of an earlier one) moves them. A field's slots
+share one mean and standard deviation (a vector field is pooled over its slots). A field with no
+training cells gets mean 0 and std 1; a constant one (spread below 1e-9 of its scale) gets std 1,
+so its values normalise to 0 instead of dividing by zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Mean, standard deviation and training-cell count per field path."""
+
+    train_end: str  # ISO date
+    mean: dict[str, float]
+    std: dict[str, float]
+    count: dict[str, int]
+
+    def slot_arrays(self, paths: Sequence[str], slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std per value slot, for fields ``paths`` taking ``slots`` slots each."""
+        mean = np.repeat([self.mean[p] for p in paths], slots)
+        std = np.repeat([self.std[p] for p in paths], slots)
+        return mean, std
+
+    def apply(self, raw: np.ndarray, paths: Sequence[str], slots: Sequence[int]) -> np.ndarray:
+        """``(raw - mean) / std`` per slot along the last axis."""
+        mean, std = self.slot_arrays(paths, slots)
+        return (raw - mean) / std
+
+    def invert(self, normalised: np.ndarray, paths: Sequence[str], slots: Sequence[int]) -> np.ndarray:
+        """Back to the transformed series' own units."""
+        mean, std = self.slot_arrays(paths, slots)
+        return normalised * std + mean
+
+    def to_dict(self) -> dict[str, object]:
+        return {"train_end": self.train_end,
+                "fields": {p: {"mean": self.mean[p], "std": self.std[p], "count": self.count[p]} for p in self.mean}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NormStats:
+        fields = data["fields"]
+        return cls(train_end=data["train_end"], mean={p: float(s["mean"]) for p, s in fields.items()},
+                   std={p: float(s["std"]) for p, s in fields.items()},
+                   count={p: int(s["count"]) for p, s in fields.items()})
+
+
+def training_cells(presence: np.ndarray, cell_ts: np.ndarray, available_us: np.ndarray,
+                   train_end: dt.date | str) -> np.ndarray:
+    """``(T, F)`` mask of present cells dated on or before ``train_end`` and published by the end of that day."""
+    end_day = np.datetime64(train_end, "D")
+    known_by = (end_day + np.timedelta64(1, "D")).astype("datetime64[us]").astype(np.int64)
+    return presence & (cell_ts <= end_day) & (available_us < known_by)
+
+
+def fit_norm_stats(raw: np.ndarray, paths: Sequence[str], slots: Sequence[int], train_mask: np.ndarray,
+                   train_end: dt.date | str) -> NormStats:
+    """Fit per-field statistics on the ``(T, S)`` raw values where ``train_mask`` (``(T, F)``) is set."""
+    offsets = np.concatenate([[0], np.cumsum(slots)])
+    mean: dict[str, float] = {}
+    std: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        cells = raw[train_mask[:, i], offsets[i]:offsets[i + 1]]
+        count[path] = int(cells.shape[0])
+        if cells.size == 0:
+            mean[path], std[path] = 0.0, 1.0
+            continue
+        m, s = float(cells.mean()), float(cells.std())
+        mean[path] = m
+        std[path] = s if s > 1e-9 * max(1.0, abs(m)) else 1.0
+    return NormStats(train_end=str(np.datetime64(train_end, "D")), mean=mean, std=std, count=count)
