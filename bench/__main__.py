@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ingest, schema_compile
+from bench import checks, ingest, schema_compile
 
-BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run}
+BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run, "checks": checks.run}
 
 
 def main() -> int:

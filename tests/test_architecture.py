@@ -42,3 +42,10 @@ def test_modules_stay_small():
     for package in ("gwm_model", "gwm_assets"):
         for path in (REPO / package).rglob("*.py"):
             assert len(path.read_text().splitlines()) <= 400, f"{path} is over 400 lines: split it"
+
+
+def test_code_location_loads_without_great_expectations():
+    """GX costs seconds to import: only check bodies import it, never the asset graph."""
+    code = ("import sys, gwm_assets.definitions as d; assert d.defs.resolve_asset_graph(); "
+            "assert 'great_expectations' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
