@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gwm_assets.canvas_assets import CANVAS_ASSETS
 from gwm_assets.check_assets import CHECKS
 from gwm_assets.coverage_assets import coverage
 from gwm_assets.observation_assets import observations, source_series
@@ -11,7 +12,7 @@ from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaR
 from gwm_assets.source_assets import SOURCE_ASSETS
 from gwm_assets.world_fields import fields
 
-ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage]
+ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage, *CANVAS_ASSETS]
 RESOURCES = {
     "warehouse": WarehouseResource(),
     "world": WorldSchemaResource(),

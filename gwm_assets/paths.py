@@ -23,3 +23,14 @@ def schema_path() -> Path | None:
     """A world schema file given by ``GWM_SCHEMA``; None means the packaged ``world.yaml``."""
     env = os.environ.get("GWM_SCHEMA")
     return Path(env).resolve() if env else None
+
+
+def curriculum_path() -> Path:
+    """The curriculum spec: ``GWM_CURRICULUM`` if set, else ``curricula/standard.yaml`` in the project."""
+    env = os.environ.get("GWM_CURRICULUM")
+    return Path(env).resolve() if env else PACKAGE_ROOT / "curricula" / "standard.yaml"
+
+
+def canvases_dir(warehouse: str | Path) -> Path:
+    """Canvas files live beside the warehouse file: ``<warehouse dir>/canvases/<node>/``."""
+    return Path(warehouse).resolve().parent / "canvases"

@@ -108,8 +108,13 @@ class Canvas:
             "data_version": self.data_version,
             "schema_hash": self.schema_hash,
             "layout_hash": self.layout.layout_hash,
-            "fields": [{"path": p, "slots": k, "loss_weight": float(w), "transform": self.transforms.get(p, "level")}
-                       for p, k, w in zip(self.paths, self.slots, self.loss_weight.tolist(), strict=True)],
+            "fields": [{"path": p, "slots": k, "loss_weight": float(w), "transform": self.transforms.get(p, "level"),
+                        "observed_steps": int(n)}
+                       for p, k, w, n in zip(self.paths, self.slots, self.loss_weight.tolist(),
+                                             self.presence.sum(axis=0).tolist(), strict=True)],
+            "fields_with_data": int(self.presence.any(axis=0).sum()),
+            "fields_without_data": [p for p, seen in zip(self.paths, self.presence.any(axis=0).tolist(), strict=True)
+                                    if not seen],
             "layout": self.layout.to_dict(),
             "time_axis": self.axis.to_dict(),
             "normalisation": self.stats.to_dict(),
