@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import checks, ingest, schema_compile
+from bench import canvas_build, checks, ingest, schema_compile
 
-BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run, "checks": checks.run}
+BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run, "checks": checks.run,
+              "canvas_build": canvas_build.run}
 
 
 def main() -> int:

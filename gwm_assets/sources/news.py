@@ -48,6 +48,7 @@ RAW_COLUMNS: dict[str, str] = {
 }
 KEY_COLUMNS = ("feed", "item_id")
 VALUE_COLUMNS = ("title", "summary")
+DERIVED_COLUMNS = ("embedding",)  # an edited headline is stored with the embedding of its new text
 
 #: Fixed-size list: DuckDB reads it as FLOAT[384] (a plain list_ would read as FLOAT[]).
 EMBEDDING_TYPE = pa.list_(pa.float32(), EMBED_DIM)

@@ -37,8 +37,10 @@ RAW_COLUMNS: dict[str, str] = {
     "released_at": "TIMESTAMP",  # naive UTC, estimated from release_rule
     "release_rule": "VARCHAR",  # how released_at was derived
 }
-KEY_COLUMNS = ("series_code", "period")
-VALUE_COLUMNS = ("value",)
+# Every distinct value published for a month is its own row (a vintage): a revision inserts a row beside
+# the first release instead of overwriting it; `observations` takes the first seen as `value`.
+KEY_COLUMNS = ("series_code", "period", "value")
+VALUE_COLUMNS = ("released_at", "release_rule", "series_name")
 
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DATE": pa.date32(), "DOUBLE": pa.float64(), "TIMESTAMP": pa.timestamp("us")}
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in RAW_COLUMNS.items()])

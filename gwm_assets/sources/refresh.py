@@ -37,7 +37,8 @@ RAW_SPECS: dict[str, RawTableSpec] = {
     "tabular": tabular.RAW,
     "pmi": RawTableSpec(pmi.RAW_TABLE, pmi.RAW_COLUMNS, pmi.KEY_COLUMNS, pmi.VALUE_COLUMNS),
     "earnings": RawTableSpec(earnings.RAW_TABLE, earnings.RAW_COLUMNS, earnings.KEY_COLUMNS, earnings.VALUE_COLUMNS),
-    "news": RawTableSpec(news.RAW_TABLE, news.RAW_COLUMNS, news.KEY_COLUMNS, news.VALUE_COLUMNS),
+    "news": RawTableSpec(news.RAW_TABLE, news.RAW_COLUMNS, news.KEY_COLUMNS, news.VALUE_COLUMNS,
+                         news.DERIVED_COLUMNS),
 }
 # (column naming the series, column whose maximum is the series' watermark)
 WATERMARKS = {"fred": ("series_id", "date"), "yahoo": ("ticker", "date"), "pmi": ("series_code", "period"),

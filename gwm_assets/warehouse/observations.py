@@ -57,8 +57,9 @@ POINTS = {
                CAST(NULL AS TIMESTAMP), y.provenance, CAST(NULL AS FLOAT[])
         FROM {raw_yahoo} y JOIN source_series m ON m.source = 'yahoo' AND m.key = y.ticker""",
     "raw_pmi": """
-        SELECT 'pmi', series_code, period, value, value, released_at, provenance, CAST(NULL AS FLOAT[])
-        FROM {raw_pmi} raw_pmi WHERE value IS NOT NULL""",
+        SELECT 'pmi', series_code, period, arg_min(value, ingested_at), arg_max(value, ingested_at),
+               min(released_at), arg_min(provenance, ingested_at), CAST(NULL AS FLOAT[])
+        FROM {raw_pmi} raw_pmi WHERE value IS NOT NULL GROUP BY series_code, period""",
     "raw_earnings": """
         SELECT 'earnings', ticker || ':' || metric, period_end, arg_min(value, filed), arg_max(value, filed),
                CAST(min(filed) AS TIMESTAMP), arg_min(provenance, filed), CAST(NULL AS FLOAT[])

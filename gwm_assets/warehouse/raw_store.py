@@ -22,15 +22,20 @@ BOOKKEEPING = {"provenance": "VARCHAR NOT NULL", "ingested_at": "TIMESTAMP NOT N
 
 @dataclass(frozen=True)
 class RawTableSpec:
-    """A raw table: its source-native columns (name -> DuckDB type), natural key and value columns."""
+    """A raw table: its source-native columns (name -> DuckDB type), natural key and value columns.
+
+    ``derived`` columns are computed from the values (a headline's embedding): rewritten whenever a
+    value changes, never compared themselves (recomputing them need not give identical bits).
+    """
 
     name: str
     columns: dict[str, str]
     key: tuple[str, ...]
     values: tuple[str, ...]
+    derived: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        missing = [c for c in (*self.key, *self.values) if c not in self.columns]
+        missing = [c for c in (*self.key, *self.values, *self.derived) if c not in self.columns]
         if missing:
             raise ValueError(f"{self.name}: key/value columns {missing} are not among its columns")
 
@@ -93,7 +98,7 @@ def upsert(conn: duckdb.DuckDBPyConnection, spec: RawTableSpec, rows: pa.Table, 
                              f"FROM {source}", [now, now])
                 return UpsertCounts(fetched=fetched, inserted=fetched, updated=0)
             changed = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in spec.values)
-            assignments = ", ".join(f'"{c}" = s."{c}"' for c in (*spec.values, "provenance"))
+            assignments = ", ".join(f'"{c}" = s."{c}"' for c in (*spec.values, *spec.derived, "provenance"))
             updated = conn.execute(f"UPDATE {spec.name} AS t SET {assignments}, updated_at = ? FROM {source} s "
                                    f"WHERE {match} AND ({changed})", [now]).fetchone()[0]
             inserted = conn.execute(f"""

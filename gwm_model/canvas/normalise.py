@@ -26,6 +26,13 @@ class NormStats:
     std: dict[str, float]
     count: dict[str, int]
 
+    @classmethod
+    def of_arrays(cls, paths: Sequence[str], mean: np.ndarray, std: np.ndarray, count: np.ndarray,
+                  train_end: dt.date | str) -> NormStats:
+        """Statistics from per-field arrays in ``paths`` order."""
+        return cls(train_end=str(np.datetime64(train_end, "D")), mean=dict(zip(paths, mean.tolist(), strict=True)),
+                   std=dict(zip(paths, std.tolist(), strict=True)), count=dict(zip(paths, count.tolist(), strict=True)))
+
     def slot_arrays(self, paths: Sequence[str], slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std per value slot, for fields ``paths`` taking ``slots`` slots each."""
         mean = np.repeat([self.mean[p] for p in paths], slots)
@@ -54,12 +61,25 @@ class NormStats:
                    count={p: int(s["count"]) for p, s in fields.items()})
 
 
+def _known_by_us(train_end: dt.date | str) -> tuple[np.datetime64, int]:
+    end_day = np.datetime64(train_end, "D")
+    return end_day, int((end_day + np.timedelta64(1, "D")).astype("datetime64[us]").astype(np.int64))
+
+
 def training_cells(presence: np.ndarray, cell_ts: np.ndarray, available_us: np.ndarray,
                    train_end: dt.date | str) -> np.ndarray:
     """``(T, F)`` mask of present cells dated on or before ``train_end`` and published by the end of that day."""
-    end_day = np.datetime64(train_end, "D")
-    known_by = (end_day + np.timedelta64(1, "D")).astype("datetime64[us]").astype(np.int64)
-    return presence & (cell_ts <= end_day) & (available_us < known_by)
+    return presence & training_rows(cell_ts, available_us, train_end)
+
+
+def training_rows(ts: np.ndarray, available_us: np.ndarray, train_end: dt.date | str) -> np.ndarray:
+    """Mask of observations (dated ``ts``, published at ``available_us``) that are training data."""
+    end_day, known_by = _known_by_us(train_end)
+    return (ts <= end_day) & (available_us < known_by)
+
+
+def _guarded(mean: float, std: float) -> float:
+    return std if std > 1e-9 * max(1.0, abs(mean)) else 1.0
 
 
 def fit_norm_stats(raw: np.ndarray, paths: Sequence[str], slots: Sequence[int], train_mask: np.ndarray,
@@ -77,5 +97,31 @@ def fit_norm_stats(raw: np.ndarray, paths: Sequence[str], slots: Sequence[int], 
             continue
         m, s = float(cells.mean()), float(cells.std())
         mean[path] = m
-        std[path] = s if s > 1e-9 * max(1.0, abs(m)) else 1.0
+        std[path] = _guarded(m, s)
     return NormStats(train_end=str(np.datetime64(train_end, "D")), mean=mean, std=std, count=count)
+
+
+def fit_rows(num_fields: int, field: np.ndarray, values: np.ndarray,
+             blocks: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-field mean, std and count of :func:`fit_norm_stats` from training cells listed one per row.
+
+    ``field`` (sorted field indices) and ``values`` (float64) hold the training cells of one-slot
+    fields; ``blocks`` maps the index of a multi-slot field to its ``(n, k)`` training cells (pooled
+    over slots). Fields with no cells get mean 0 and std 1.
+    """
+    count = np.bincount(field, minlength=num_fields)[:num_fields]
+    mean, std = np.zeros(num_fields), np.ones(num_fields)
+    if field.size:
+        starts = np.flatnonzero(np.r_[True, field[1:] != field[:-1]])
+        seen = field[starts]
+        m = np.add.reduceat(values, starts) / count[seen]
+        deviation = values - np.repeat(m, np.diff(np.r_[starts, field.size]))
+        s = np.sqrt(np.add.reduceat(deviation * deviation, starts) / count[seen])
+        mean[seen] = m
+        std[seen] = np.where(s > 1e-9 * np.maximum(1.0, np.abs(m)), s, 1.0)
+    for i, cells in (blocks or {}).items():
+        count[i] = cells.shape[0]
+        if cells.size:
+            mean[i] = float(cells.mean())
+            std[i] = _guarded(mean[i], float(cells.std()))
+    return mean, std, count

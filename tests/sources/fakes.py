@@ -1,4 +1,5 @@
-"""Fake network endpoints for offline tests: FRED (urllib, XML) and Yahoo's chart API (requests)."""
+"""Fake network endpoints for offline tests: FRED (urllib, XML), and through ``responses`` Yahoo's chart API,
+DBnomics (PMI), SEC EDGAR company facts and RSS feeds."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import re
 import urllib.error
 import urllib.parse
 from datetime import UTC, date, datetime, time
+from xml.sax.saxutils import escape
 
 import fredapi.fred
+from responses import matchers
 
 
 class FakeFred:
@@ -60,3 +63,46 @@ def register_yahoo(rsps, charts: dict[str, dict]) -> None:
     for symbol, payload in charts.items():
         pattern = re.compile(r"https://query[12]\.finance\.yahoo\.com/v8/finance/chart/" + re.escape(symbol) + r"\b.*")
         rsps.get(pattern, json=payload)
+
+
+DBNOMICS = "https://api.db.nomics.world/v22"
+EDGAR = "https://data.sec.gov/api/xbrl/companyfacts"
+
+
+def register_dbnomics(rsps, docs: dict[str, dict | int]) -> None:
+    """DBnomics ``series/{id}?observations=1&format=json``: a series document, or an int HTTP error status."""
+    query = [matchers.query_param_matcher({"observations": "1", "format": "json"})]
+    for series_id, doc in docs.items():
+        url = f"{DBNOMICS}/series/{series_id}"
+        if isinstance(doc, int):
+            rsps.get(url, status=doc, json={"message": f"internal error serving {series_id}"}, match=query)
+        else:
+            rsps.get(url, json=doc, match=query)
+
+
+def register_edgar(rsps, companies: dict[int, dict | int]) -> None:
+    """EDGAR ``companyfacts/CIK##########.json`` by CIK: a companyfacts document, or an int HTTP error status."""
+    for cik, payload in companies.items():
+        url = f"{EDGAR}/CIK{cik:010d}.json"
+        if isinstance(payload, int):
+            rsps.get(url, status=payload, body="Internal Server Error")
+        else:
+            rsps.get(url, json=payload)
+
+
+def rss(items: list[tuple[str, str, str, str]]) -> bytes:
+    """An RSS 2.0 document from ``(guid, title, pubDate, description)`` items (the guid is also the link)."""
+    body = "".join(f"<item><guid>{escape(guid)}</guid><link>{escape(guid)}</link><title>{escape(title)}</title>"
+                   f"<description>{escape(text)}</description><pubDate>{escape(published)}</pubDate></item>"
+                   for guid, title, published, text in items)
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>feed</title>'
+            f"{body}</channel></rss>").encode()
+
+
+def register_feeds(rsps, feeds: dict[str, bytes | int]) -> None:
+    """Feed URL -> an XML body, or an int HTTP error status."""
+    for url, body in feeds.items():
+        if isinstance(body, int):
+            rsps.get(url, status=body, body="Service Unavailable")
+        else:
+            rsps.get(url, body=body, content_type="application/rss+xml")

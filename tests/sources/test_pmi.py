@@ -50,7 +50,7 @@ def register(series_id: str, payload: dict, status: int = 200) -> None:
 
 def test_module_constants():
     assert (SOURCE, RAW_TABLE) == ("pmi", "raw_pmi")
-    assert KEY_COLUMNS == ("series_code", "period") and VALUE_COLUMNS == ("value",)
+    assert KEY_COLUMNS == ("series_code", "period", "value")  # each published value of a month is a vintage
     assert set(KEY_COLUMNS + VALUE_COLUMNS) <= set(RAW_COLUMNS)
     assert RAW_COLUMNS["period"] == "DATE" and RAW_COLUMNS["released_at"] == "TIMESTAMP"
     assert "ISM/pmi/pm" in DEFAULT_SERIES and all(s.count("/") == 2 for s in DEFAULT_SERIES)
