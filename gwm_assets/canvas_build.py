@@ -54,10 +54,9 @@ class NodeCanvas:
         return float(self.canvas.presence.mean()) if self.canvas.presence.size else 0.0
 
 
-def _node_rows(conn: duckdb.DuckDBPyConnection, paths: tuple[str, ...]):
+def _select_node_fields(conn: duckdb.DuckDBPyConnection, paths: tuple[str, ...]) -> None:
+    """Temp table ``node_fields``: the fields of the node's projection, for joins with observations."""
     conn.execute("CREATE OR REPLACE TEMP TABLE node_fields AS SELECT unnest(?) AS field_path", [list(paths)])
-    return conn.sql("""SELECT o.field_path, o.ts, o.available_at, o.value, o.vector, o.source, o.source_key
-                       FROM observations o JOIN node_fields USING (field_path)""")
 
 
 def _axis_bounds(node: CurriculumNode, first: dt.date | None, last: dt.date | None,
@@ -99,7 +98,7 @@ def build_node_canvas(conn: duckdb.DuckDBPyConnection, node: CurriculumNode, sch
                       out_root: Path) -> NodeCanvas:
     """Build (or keep) ``node``'s canvas under ``out_root/<node>/``; see the module docstring."""
     projection = node.projection(schema)
-    rows = _node_rows(conn, projection.paths)
+    _select_node_fields(conn, projection.paths)
     first, last = conn.execute("SELECT min(ts), max(ts) FROM observations JOIN node_fields USING (field_path)"
                                ).fetchone()
     delivered = {r[0] for r in conn.execute("SELECT DISTINCT source FROM observations").fetchall()}
@@ -125,8 +124,9 @@ def build_node_canvas(conn: duckdb.DuckDBPyConnection, node: CurriculumNode, sch
     if _stored_version(directory) == version:
         return NodeCanvas(node, Canvas.load(directory), directory, n_obs, rebuilt=False, note=note)
     train_end = axis.starts[int(len(axis) * node.canvas.train_fraction) - 1].astype(dt.date)
-    table = conn.sql(f"SELECT * FROM ({rows.sql_query()}) WHERE ts BETWEEN ? AND ?",
-                     params=[start, end]).to_arrow_table() if n_obs else rows.limit(0).to_arrow_table()
+    table = conn.sql("""SELECT field_path, ts, available_at, value, vector, source, source_key
+                        FROM observations JOIN node_fields USING (field_path) WHERE ts BETWEEN ? AND ?""",
+                     params=[start, end]).to_arrow_table()
     vectors = {f.path: EMBEDDING_SLOTS for f in projection.fields if f.unit == EMBEDDING_UNIT}
     canvas = build_canvas(table, projection, axis, train_end, vector_slots=vectors, data_version=version)
     manifest = canvas.save(directory)

@@ -148,9 +148,9 @@ def release_fixed(conn: duckdb.DuckDBPyConnection, check_name: str, source: str,
 
     ``valid_keys`` has text columns source_key and ts. An entry the same input still rejects for the
     same reason (a duplicate date beside its valid first row) stays held. Returns how many were released;
-    a released entry keeps its row, with ``released_at`` and ``released_run_id``.
+    a released entry keeps its row, with ``released_at`` and ``released_run_id``. The ledger tables
+    must exist (:func:`ensure_ledger`).
     """
-    ensure_ledger(conn)
     held = pa.Table.from_pylist([r.as_row() for r in still_rejected],
                                 schema=pa.schema([("source", pa.string()), ("source_key", pa.string()),
                                                   ("ts", pa.string()), ("reason", pa.string()), ("raw", pa.string())]))
