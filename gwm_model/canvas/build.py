@@ -176,7 +176,7 @@ def build_canvas(observations: pa.Table | pl.DataFrame, projection: Projection, 
                  train_end: dt.date | str, *, transforms: Mapping[str, str] | None = None,
                  vector_slots: Mapping[str, int] | None = None, source_order: Sequence[str] = (),
                  loss_weights: Mapping[str, float] | None = None, layout: CanvasLayout | None = None,
-                 data_version: str = "", schema_hash: str | None = None) -> Canvas:
+                 data_version: str = "", schema_hash: str | None = None, stats: NormStats | None = None) -> Canvas:
     """Lay ``observations`` for ``projection``'s fields on ``axis``.
 
     ``train_end``: last date of the training period (normalisation is fitted on it). ``transforms``:
@@ -184,8 +184,9 @@ def build_canvas(observations: pa.Table | pl.DataFrame, projection: Projection, 
     vector field. ``source_order``: sources to prefer when two publish the same cell at the same
     time. ``loss_weights``: per-field overrides of the schema's effective loss weight. ``layout``:
     a layout of exactly the projection's fields (default: :func:`pack_layout` of the projection).
-    ``schema_hash`` defaults to the projection's. Observations of fields outside the projection
-    are ignored.
+    ``schema_hash`` defaults to the projection's. ``stats``: normalisation to apply instead of fitting
+    it (new data encoded exactly as a model's training data was). Observations of fields outside the
+    projection are ignored.
     """
     transforms = {p: t for p, t in (transforms or {}).items() if t != "level"}
     loss_weights = dict(loss_weights or {})
@@ -232,10 +233,17 @@ def build_canvas(observations: pa.Table | pl.DataFrame, projection: Projection, 
         order = np.argsort(field, kind="stable")
         field, steps, ts, available_us, value = field[order], steps[order], ts[order], available_us[order], value[order]
 
-    train = training_rows(ts, available_us, train_end)
-    mean, std, count = fit_rows(len(paths), field[train], value[train],
-                                {i: b[3][training_rows(b[1], b[2], train_end)] for i, b in blocks.items()})
-    stats = NormStats.of_arrays(paths, mean, std, count, train_end)
+    if stats is None:
+        train = training_rows(ts, available_us, train_end)
+        mean, std, count = fit_rows(len(paths), field[train], value[train],
+                                    {i: b[3][training_rows(b[1], b[2], train_end)] for i, b in blocks.items()})
+        stats = NormStats.of_arrays(paths, mean, std, count, train_end)
+    else:
+        absent = [p for p in paths if p not in stats.mean]
+        if absent:
+            raise ValueError(f"the given normalisation has no statistics for {absent[:5]}")
+        mean = np.array([stats.mean[p] for p in paths])
+        std = np.array([stats.std[p] for p in paths])
 
     values = np.zeros((T, int(offsets[-1])), dtype=np.float32)
     presence = np.zeros((T, F), dtype=bool)

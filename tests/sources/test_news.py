@@ -265,8 +265,10 @@ def test_real_minilm_embedder(minilm):
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     sim = vecs @ vecs.T
     assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[1, 2]
-    model = news._MODEL
+    from gwm_model.nn import field_text
+
+    model = field_text._MINILM
     assert model is not None
     news.minilm_embedder()
-    assert news._MODEL is model  # loaded once per process
+    assert field_text._MINILM is model  # loaded once per process, shared with the field embeddings
     assert minilm([]).shape == (0, 384)

@@ -1,0 +1,96 @@
+"""Windows of a canvas as batches of tensors, cut in one vectorised gather, and the time-ordered split.
+
+:class:`WindowBatches` returns exactly what :class:`gwm_model.canvas.windows.CanvasWindows` returns
+per sample (same visibility rule: a cell is visible iff published before the anchor step's cutoff),
+stacked for a list of anchors at once, plus the time features the model reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gwm_model.canvas.canvas import Canvas
+
+
+@dataclass(frozen=True)
+class WindowSplit:
+    """Anchor step indices for training, validation (early stopping) and test (evaluation)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_end_step: int
+
+    def summary(self) -> dict[str, int]:
+        return {"train_windows": int(self.train.size), "val_windows": int(self.val.size),
+                "test_windows": int(self.test.size), "train_end_step": self.train_end_step}
+
+
+def split_anchors(canvas: Canvas, context: int, horizon: int, val_fraction: float,
+                  train_end: str | None = None) -> WindowSplit:
+    """Time-ordered split at the canvas's normalisation ``train_end`` (or the given date).
+
+    Training windows end by ``train_end``; validation takes the last ``val_fraction`` of them, then
+    drops training anchors whose window reaches into the validation targets. Test anchors lie after
+    ``train_end``: their targets are data the statistics and the weights never saw.
+    """
+    window = context + horizon
+    T = canvas.num_steps
+    end_day = np.datetime64(train_end or canvas.stats.train_end, "D")
+    end_step = int(np.searchsorted(canvas.axis.starts, end_day, side="right") - 1)
+    if end_step < 0:
+        raise ValueError(f"train_end {end_day} is before the canvas starts ({canvas.axis.starts[0]})")
+    first, last = context - 1, T - horizon - 1
+    train = np.arange(first, min(end_step - horizon, last) + 1)
+    if train.size < 2:
+        raise ValueError(f"the canvas has {train.size} training window(s) of {context}+{horizon} steps before "
+                         f"train_end {end_day}. Fix: a shorter context/horizon, an earlier canvas start or a later "
+                         "train_end")
+    n_val = int(round(train.size * val_fraction))
+    val = train[train.size - n_val:] if n_val else train[:0]
+    if n_val:
+        train = train[train <= val[0] - window]
+    test = np.arange(max(end_step + 1, first), last + 1)
+    return WindowSplit(train=train, val=val, test=test, train_end_step=end_step)
+
+
+class WindowBatches:
+    """Batches of windows of ``context + horizon`` steps (see the module docstring)."""
+
+    def __init__(self, canvas: Canvas, context: int, horizon: int, device: torch.device | str = "cpu") -> None:
+        self.canvas, self.context, self.horizon = canvas, context, horizon
+        self.device = torch.device(device)
+        self.values = torch.from_numpy(np.ascontiguousarray(canvas.values, dtype=np.float32)).to(self.device)
+        self.presence = torch.from_numpy(np.ascontiguousarray(canvas.presence)).to(self.device)
+        self.available = torch.from_numpy(np.ascontiguousarray(canvas.available_us)).to(self.device)
+        self.cutoffs = torch.from_numpy(canvas.axis.cutoffs_us).to(self.device)
+        self.loss_weight = torch.from_numpy(np.ascontiguousarray(canvas.loss_weight, np.float32)).to(self.device)
+        self.slot_field = torch.from_numpy(canvas.slot_field).to(self.device)
+        self.slots = torch.tensor(canvas.slots, dtype=torch.float32, device=self.device)
+        days = canvas.axis.starts.astype("datetime64[D]")
+        year_start = days.astype("datetime64[Y]").astype("datetime64[D]")
+        doy = (days - year_start).astype(np.float32) / 365.25
+        self.day_of_year = torch.from_numpy(doy).to(self.device)
+        self.step_offset = torch.arange(-(context - 1), horizon + 1, device=self.device)
+
+    @property
+    def window(self) -> int:
+        return self.context + self.horizon
+
+    def __call__(self, anchors: np.ndarray | torch.Tensor, input_fields: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """``inputs``/``targets`` ``(B, L, S)``, ``visible``/``present`` ``(B, L, F)``, ``loss_weight``
+        ``(B, F)``, ``day_of_year`` ``(B, L)``, ``anchor`` ``(B,)``. ``input_fields`` ``(F,)`` bool
+        restricts which fields may be visible at all (held-out-field evaluation)."""
+        anchor = torch.as_tensor(np.asarray(anchors), dtype=torch.long, device=self.device)
+        steps = anchor[:, None] + self.step_offset[None, :]
+        targets = self.values[steps]
+        visible = self.available[steps] < self.cutoffs[anchor][:, None, None]
+        if input_fields is not None:
+            visible &= input_fields.to(self.device)
+        return {"inputs": targets * visible[..., self.slot_field], "targets": targets, "visible": visible,
+                "present": self.presence[steps], "loss_weight": self.loss_weight.expand(anchor.numel(), -1),
+                "day_of_year": self.day_of_year[steps], "anchor": anchor}

@@ -1,0 +1,85 @@
+"""``TrainConfig``: everything that decides how one model is trained, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from gwm_model.nn.model import from_known_keys
+from gwm_model.training.objectives import MaskingConfig
+
+OBJECTIVES = ("masked", "diffusion")
+ORDERS = ("random", "easy_to_hard", "self_paced")
+DECAYS = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """How to train.
+
+    Length: ``steps`` optimiser steps at most (``None``: ``epochs`` full passes; 0: no training); at least
+    ``min_epochs`` epochs before early stopping may end training. Early stopping: stop after
+    ``patience`` evaluations without a validation loss below ``best * (1 - min_delta)``
+    (``min_delta`` is the convergence threshold); the best weights are restored at the end.
+    Learning rate: linear warm-up over ``warmup_steps``, then ``decay`` to ``lr * min_lr_ratio``.
+    Split: anchors whose window ends by the canvas's ``train_end`` train; the last ``val_fraction`` of
+    them (after a gap of one window, so no validation target is a training target) validate; anchors
+    after ``train_end`` are the test set for evaluation. ``precision``: ``auto`` is bf16 autocast on
+    CUDA and float32 on CPU.
+    """
+
+    objective: str = "masked"
+    context: int = 24
+    horizon: int = 4
+    batch_size: int = 32
+    steps: int | None = 600
+    epochs: int = 50
+    min_epochs: int = 2
+    windows_per_epoch: int | None = None
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    decay: str = "cosine"
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 5
+    min_delta: float = 1e-3
+    val_fraction: float = 0.15
+    eval_every: int = 1
+    seed: int = 0
+    window_order: str = "random"
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    diffusion_samples: int = 16
+    diffusion_steps: int = 25
+    device: str = "auto"
+    precision: str = "auto"
+    loggers: tuple[str, ...] = ("console",)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.masking, dict):
+            self.masking = MaskingConfig(**self.masking)
+        self.loggers = tuple(self.loggers)
+        checks = [(self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got '{self.objective}'"),
+                  (self.window_order in ORDERS, f"window_order must be one of {ORDERS}, got '{self.window_order}'"),
+                  (self.decay in DECAYS, f"decay must be one of {DECAYS}, got '{self.decay}'"),
+                  (self.context >= 1 and self.horizon >= 0, "context must be >= 1 and horizon >= 0"),
+                  (self.batch_size >= 1, "batch_size must be >= 1"),
+                  (self.steps is None or self.steps >= 0, "steps must be >= 0 (0: do not train) or None"),
+                  (self.lr > 0, "lr must be positive"),
+                  (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+                  (self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32")]
+        errors = [message for ok, message in checks if not ok]
+        if errors:
+            raise ValueError("invalid TrainConfig: " + "; ".join(errors))
+
+    @property
+    def window(self) -> int:
+        return self.context + self.horizon
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["loggers"] = list(self.loggers)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return from_known_keys(cls, data, "train config")

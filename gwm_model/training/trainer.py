@@ -1,0 +1,237 @@
+"""The training loop: AdamW with warm-up and decay, gradient clipping, early stopping on a time-ordered
+validation split, best-weights restore, curriculum window ordering, and loggers.
+
+The same code runs on CPU (float32) and CUDA (bf16 autocast). Each step's wall time is split into
+data (cutting windows), forward and backward+update, so throughput numbers say where time goes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gwm_model.canvas.canvas import Canvas
+from gwm_model.training.batches import WindowBatches, WindowSplit, split_anchors
+from gwm_model.training.config import TrainConfig
+from gwm_model.training.steps import Objective
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_factor(step: int, total: int, config: TrainConfig) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based) of ``total``."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.decay == "constant" or total <= config.warmup_steps:
+        return 1.0
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    floor = config.min_lr_ratio
+    if config.decay == "linear":
+        return floor + (1 - floor) * (1 - progress)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch metrics, a thinned per-step loss trace and how training ended."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    steps: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = math.inf
+    stopped: str = ""
+    seconds: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)
+    split: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [e["train_loss"] for e in self.epochs]
+
+    @property
+    def val_loss(self) -> list[float]:
+        return [e["val_loss"] for e in self.epochs if "val_loss" in e]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"epochs": self.epochs, "steps": self.steps, "best_epoch": self.best_epoch,
+                "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
+                "stopped": self.stopped, "seconds": self.seconds, "timing": self.timing, "split": self.split}
+
+
+def _difficulty(batches: WindowBatches, anchors: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Per window: mean squared change of present values between consecutive steps (a cheap hardness proxy)."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, anchors.size, chunk):
+            b = batches(anchors[i:i + chunk])
+            both = (b["present"][:, 1:] & b["present"][:, :-1])[..., batches.slot_field]
+            change = (b["targets"][:, 1:] - b["targets"][:, :-1]) ** 2 * both
+            out.append((change.sum(dim=(1, 2)) / both.sum(dim=(1, 2)).clamp(min=1)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+class Trainer:
+    """Train ``model`` on windows of ``canvas`` (see the module docstring).
+
+    ``loggers``: objects with ``start/log_step/log_epoch/finish`` (see
+    :mod:`gwm_model.training.loggers`); default: built from ``config.loggers`` into ``log_dir``.
+    """
+
+    def __init__(self, model: torch.nn.Module, canvas: Canvas, config: TrainConfig,
+                 loggers: Sequence | None = None, log_dir: str | Path | None = None,
+                 split: WindowSplit | None = None) -> None:
+        self.config, self.canvas = config, canvas
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.batches = WindowBatches(canvas, config.context, config.horizon, self.device)
+        self.split = split or split_anchors(canvas, config.context, config.horizon, config.val_fraction)
+        self.objective = Objective(self.model, self.batches, config.objective, config.masking)
+        if loggers is None:
+            from gwm_model.training.loggers import make_loggers
+
+            loggers = make_loggers(list(config.loggers), Path(log_dir or "."))
+        self.loggers = list(loggers)
+        use_bf16 = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    @torch.no_grad()
+    def evaluate_loss(self, anchors: np.ndarray, seed: int = 1234) -> float:
+        """Objective loss on ``anchors`` with a fixed masking draw (comparable across epochs)."""
+        if anchors.size == 0:
+            return math.nan
+        self.model.eval()
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        total, weight = 0.0, 0
+        for i in range(0, anchors.size, self.config.batch_size * 4):
+            batch = self.batches(anchors[i:i + self.config.batch_size * 4])
+            with self._autocast():
+                loss, _, n = self.objective.loss(batch, generator)
+            total += float(loss) * n
+            weight += n
+        self.model.train()
+        return total / weight if weight else math.nan
+
+    def _order(self):
+        from gwm_model.training.ordering import make_order
+
+        n = self.split.train.size
+        if self.config.window_order == "easy_to_hard":
+            return make_order("easy_to_hard", n, difficulty=_difficulty(self.batches, self.split.train))
+        return make_order(self.config.window_order, n)
+
+    def fit(self) -> TrainHistory:
+        config, split = self.config, self.split
+        seed_everything(config.seed)
+        rng = np.random.default_rng(config.seed)
+        generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        per_epoch = config.windows_per_epoch or split.train.size
+        batches_per_epoch = max(1, math.ceil(min(per_epoch, split.train.size) / config.batch_size))
+        total = config.steps if config.steps is not None else config.epochs * batches_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
+        order = self._order()
+        history = TrainHistory(split=split.summary())
+        run = {"train": config.to_dict(), "parameters": sum(p.numel() for p in params), **split.summary()}
+        for logger in self.loggers:
+            logger.start(run, total)
+        best_state, stale, step, started = None, 0, 0, time.perf_counter()
+        timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
+        windows_seen, tokens_per_window = 0, self.batches.window * self.model.plan.num_tokens
+        self.model.train()
+        for epoch in range(config.epochs if config.steps is None else 10**9):
+            indices = order.epoch_indices(epoch, rng)[:per_epoch]
+            epoch_loss, epoch_n = 0.0, 0
+            for start in range(0, indices.size, config.batch_size):
+                if step >= total:
+                    break
+                chosen = indices[start:start + config.batch_size]
+                t0 = time.perf_counter()
+                batch = self.batches(split.train[chosen])
+                self._sync()
+                t1 = time.perf_counter()
+                with self._autocast():
+                    loss, per_window, _ = self.objective.loss(batch, generator)
+                self._sync()
+                t2 = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
+                optimizer.step()
+                scheduler.step()
+                self._sync()
+                t3 = time.perf_counter()
+                timing["data"] += t1 - t0
+                timing["forward"] += t2 - t1
+                timing["backward"] += t3 - t2
+                order.update(chosen, per_window.float().cpu().numpy())
+                value = float(loss.detach())
+                epoch_loss += value * chosen.size
+                epoch_n += chosen.size
+                windows_seen += chosen.size
+                step += 1
+                metrics = {"loss": value, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                           "windows_per_s": chosen.size / max(t3 - t0, 1e-9)}
+                if step == 1 or step % max(1, total // 200) == 0 or step == total:
+                    history.steps.append({"step": step, **metrics})
+                for logger in self.loggers:
+                    logger.log_step(step, metrics)
+            record = {"epoch": epoch, "step": step, "train_loss": epoch_loss / max(epoch_n, 1),
+                      "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+            if epoch % config.eval_every == 0 or step >= total:
+                record["val_loss"] = val = self.evaluate_loss(split.val)
+                if split.val.size and val < history.best_val_loss * (1 - config.min_delta):
+                    history.best_val_loss, history.best_epoch, stale = val, epoch, 0
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+                else:
+                    stale += 1
+            history.epochs.append(record)
+            for logger in self.loggers:
+                logger.log_epoch(epoch, {k: v for k, v in record.items() if k not in ("epoch", "step")})
+            if step >= total:
+                history.stopped = f"reached {total} steps"
+                break
+            if split.val.size and stale >= config.patience and epoch + 1 >= config.min_epochs:
+                history.stopped = (f"early stop: no validation improvement above {config.min_delta:.0e} "
+                                   f"for {stale} evaluations")
+                break
+        else:
+            history.stopped = f"reached {config.epochs} epochs"
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        history.seconds = time.perf_counter() - started
+        busy = sum(timing.values())
+        history.timing = {**{f"{k}_s": v for k, v in timing.items()}, "steps": step, "windows": windows_seen,
+                          "windows_per_s": windows_seen / max(busy, 1e-9),
+                          "tokens_per_s": windows_seen * tokens_per_window / max(busy, 1e-9),
+                          "tokens_per_window": tokens_per_window}
+        summary = {"best_epoch": history.best_epoch, "best_val_loss": history.to_dict()["best_val_loss"],
+                   "stopped": history.stopped, "seconds": history.seconds, **history.timing}
+        for logger in self.loggers:
+            logger.finish(summary)
+        return history

@@ -1,0 +1,280 @@
+"""Baselines (persistence, AR, DFM) forecast window cells point in time; scores, skill and DM tests are right."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from gwm_model.canvas import CanvasWindows, build_canvas, make_time_axis
+from gwm_model.evaluation import (
+    ar_forecast,
+    baseline_forecasts,
+    dfm_forecast,
+    diebold_mariano,
+    fit_ar,
+    imputation_scores,
+    mean_forecast,
+    persistence_forecast,
+    score_forecasts,
+    step_offsets,
+    window_cells,
+)
+from tests.test_canvas_build import _rows as observation_rows  # noqa: E402
+
+PATHS = ["financial.yield_curves.one_month", "financial.yield_curves.six_month", "financial.yield_curves.one_year",
+         "financial.yield_curves.three_year", "financial.yield_curves.seven_year",
+         "financial.yield_curves.twenty_year"]
+NEWS = "events.news_embedding"
+DAY = np.timedelta64(1, "D")
+
+
+def _rows(path: str, ts: np.ndarray, available: np.ndarray, value: np.ndarray,
+          vectors: np.ndarray | None = None) -> pl.DataFrame:
+    return observation_rows(path, ts, available, value, source="test", vectors=vectors)
+
+
+def _months(first: str, count: int) -> np.ndarray:
+    return np.arange(np.datetime64(first, "M"), np.datetime64(first, "M") + count)
+
+
+def _published(months: np.ndarray, months_late: int, day: int) -> np.ndarray:
+    """Publication instants: day ``day`` of the month ``months_late`` after each dated month."""
+    return ((months + months_late).astype("datetime64[D]") + (day - 1) * DAY).astype("datetime64[us]")
+
+
+def _canvas(world, frame: pl.DataFrame, months: np.ndarray, train_end: str, paths=PATHS):
+    axis = make_time_axis(str(months[0]) + "-01", str(months[-1]) + "-01", "monthly")
+    return build_canvas(frame, world.project(list(paths)), axis, train_end=train_end)
+
+
+def _ar1(rng: np.random.Generator, size: int, phi: float) -> np.ndarray:
+    x = np.zeros(size)
+    for t in range(1, size):
+        x[t] = phi * x[t - 1] + rng.normal()
+    return x
+
+
+# persistence ---------------------------------------------------------------------------------------
+
+def test_persistence_is_the_last_visible_value_and_never_a_later_release(world):
+    months, rng = _months("2015-01", 36), np.random.default_rng(1)
+    late, prompt = rng.normal(size=36), rng.normal(size=36)
+    frame = pl.concat([
+        _rows(PATHS[0], months, _published(months, 1, 20), late),  # released the month after
+        _rows(PATHS[1], months, _published(months, 0, 10), prompt),  # released within its month
+        _rows(NEWS, months, _published(months, 0, 28), np.zeros(36), vectors=rng.normal(size=(36, 4))),
+    ])
+    paths = [*PATHS[:2], NEWS]
+    canvas = _canvas(world, frame, months, "2015-12-31", paths)
+    anchors, context, horizon = np.arange(13, 30), 4, 3
+    forecast = persistence_forecast(canvas, anchors, context, horizon)
+    assert forecast.shape == (anchors.size, context + horizon, 3) and forecast.dtype == np.float32
+    values = canvas.values[:, canvas.offsets[:2]]
+    np.testing.assert_allclose(forecast[:, :, 0], np.repeat(values[anchors - 1, 0][:, None], 7, axis=1))
+    np.testing.assert_allclose(forecast[:, :, 1], np.repeat(values[anchors, 1][:, None], 7, axis=1))
+    assert np.isnan(forecast[:, :, 2]).all()  # a vector field has no baseline
+
+    # a value released after the anchor's cutoff changes nothing at that anchor, but does one step later
+    changed = frame.with_columns(pl.when((pl.col("field_path") == PATHS[0]) & (pl.col("ts") == pl.date(2016, 6, 1)))
+                                 .then(pl.col("value") + 50.0).otherwise(pl.col("value")).alias("value"))
+    other = persistence_forecast(_canvas(world, changed, months, "2015-12-31", paths), anchors, context, horizon)
+    june = int(np.flatnonzero(anchors == 17)[0])
+    np.testing.assert_array_equal(other[:june + 1], forecast[:june + 1])
+    assert not np.allclose(other[june + 1], forecast[june + 1], equal_nan=True)
+
+    # the inputs CanvasWindows shows: persistence equals the latest visible input of the window
+    sample = CanvasWindows(canvas, context, horizon, anchors=[20])[0]
+    seen = np.flatnonzero(sample["input_mask"][:, 0].numpy())
+    assert forecast[anchors == 20, 0, 0] == pytest.approx(float(sample["inputs"][seen[-1], canvas.offsets[0]]))
+
+
+# AR ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ar_canvas(world):
+    """A mean-reverting AR(1) (phi 0.6), a random walk and a quarterly AR(1), 360 months, released a month late."""
+    months, rng = _months("1990-01", 360), np.random.default_rng(7)
+    quarters = months[::3]
+    frame = pl.concat([
+        _rows(PATHS[0], months, _published(months, 1, 15), _ar1(rng, 360, 0.6)),
+        _rows(PATHS[1], months, _published(months, 1, 15), np.cumsum(rng.normal(size=360))),
+        _rows(PATHS[2], quarters, _published(quarters, 4, 1), _ar1(rng, 120, 0.5)),
+    ])
+    return _canvas(world, frame, months, "2009-12-31", PATHS[:3])
+
+
+def test_ar_recovers_the_coefficient_and_the_cadence(ar_canvas):
+    fits = fit_ar(ar_canvas, train_end_step=239, order=1)
+    assert fits[0].coef[0] == pytest.approx(0.6, abs=0.08)
+    assert fits[0].spacing == 1 and fits[2].spacing == 3
+    assert fits[0].n_obs == 239  # month 239 is released after the cutoff of step 239
+    # the quarterly field: a cell k steps after its last visible release gets j = max(1, round(k / 3))
+    anchor, context, horizon = 300, 3, 8
+    forecast = ar_forecast(ar_canvas, [anchor], context, horizon, 239, order=1, fits=fits)[0, :, 2]
+    fit, y = fits[2], ar_canvas.values[:, ar_canvas.offsets[2]].astype(np.float64)
+    last = 297 - 3  # quarter dated step 297 is released 4 months later; 294 is the last visible
+    ahead = [y[last]]
+    for _ in range(5):
+        ahead.append(fit.intercept + fit.coef[0] * ahead[-1])
+    steps = anchor + step_offsets(context, horizon)
+    expected = [ahead[0] if s <= last else ahead[max(1, round((s - last) / 3))] for s in steps]
+    np.testing.assert_allclose(forecast, expected, rtol=1e-5)
+
+
+def test_ar_beats_persistence_on_mean_reversion_but_not_on_a_random_walk(ar_canvas):
+    anchors, context, horizon = np.arange(245, 352), 3, 6
+    cells = window_cells(ar_canvas, anchors, context, horizon)
+    predictions = baseline_forecasts(ar_canvas, anchors, context, horizon, 239, ("persistence", "ar"), ar_order=1)
+    scores = score_forecasts(cells.truth, cells.hidden, predictions, ["ar1", "walk", "quarterly"],
+                             step_offsets(context, horizon), horizon_buckets=lambda o: "all" if o >= 0 else None)
+    ar = scores[scores.model == "ar"].set_index("group")
+    assert ar.loc["ar1", "skill"] > 0.25 and ar.loc["ar1", "dm_stat"] < 0 and ar.loc["ar1", "dm_pvalue"] < 0.01
+    assert ar.loc["walk", "skill"] < 0.05  # a random walk leaves nothing to forecast beyond the last value
+    assert ar.loc["ar1", "n_cells"] == anchors.size * (horizon + 1)  # the anchor's month is a late release too
+
+
+def test_ar_lags_skip_a_release_published_after_the_anchor(world):
+    months, rng = _months("2000-01", 120), np.random.default_rng(0)
+    published = _published(months, 0, 20)
+    published[50] = published[60]  # month 50 is released ten months late, after the months that follow it
+    canvas = _canvas(world, _rows(PATHS[0], months, published, _ar1(rng, 120, 0.7)), months, "2004-12-31",
+                     PATHS[:1])
+    fit = fit_ar(canvas, 59, order=3)[0]
+    assert fit.n_obs == 59  # month 50 is not training data either
+    y = canvas.values[:, 0].astype(np.float64)
+    forecast = ar_forecast(canvas, [52], 3, 2, 59, order=3)[0, :, 0]
+    np.testing.assert_allclose(forecast[:3], y[52], rtol=1e-6)  # at or before the last visible release
+    np.testing.assert_allclose(forecast[3], fit.intercept + fit.coef @ y[[52, 51, 49]], rtol=1e-5)
+
+
+def test_ar_falls_back_to_persistence_without_enough_training_data(ar_canvas):
+    anchors = np.arange(30, 40)
+    assert fit_ar(ar_canvas, train_end_step=12, order=3) == {}
+    np.testing.assert_array_equal(ar_forecast(ar_canvas, anchors, 2, 2, 12, order=3),
+                                  persistence_forecast(ar_canvas, anchors, 2, 2))
+    means = mean_forecast(ar_canvas, anchors, 2, 2, 239)
+    assert means.shape == (10, 4, 3) and np.allclose(means[:, :, 0], means[0, 0, 0])
+
+
+# DFM -----------------------------------------------------------------------------------------------
+
+def _factor_frame(seed: int = 3, count: int = 240) -> tuple[pl.DataFrame, np.ndarray]:
+    """Five series loading on one AR(1) factor with gaps; the last is released three months late."""
+    months, rng = _months("2000-01", count), np.random.default_rng(seed)
+    factor = _ar1(rng, count, 0.85)
+    frames = []
+    for i, loading in enumerate([1.0, 0.8, 1.2, 0.9, 1.1]):
+        value = loading * factor + rng.normal(0, 0.4, count)
+        keep = rng.random(count) > (0.2 if i < 4 else 0.0)
+        frames.append(_rows(PATHS[i], months[keep], _published(months[keep], 3 if i == 4 else 0, 25), value[keep]))
+    return pl.concat(frames), months
+
+
+@pytest.fixture(scope="module")
+def factor_canvas(world):
+    frame, months = _factor_frame()
+    return _canvas(world, frame, months, "2012-12-31", PATHS[:5]), frame, months
+
+
+def test_dfm_nowcasts_a_late_series_from_the_others(factor_canvas):
+    canvas = factor_canvas[0]
+    anchors, context, horizon = np.arange(160, 236), 6, 3
+    cells = window_cells(canvas, anchors, context, horizon)
+    predictions = {"persistence": persistence_forecast(canvas, anchors, context, horizon),
+                   "dfm": dfm_forecast(canvas, anchors, context, horizon, train_end_step=155)}
+    groups = ["visible", "visible", "visible", "visible", "late"]
+    scores = score_forecasts(cells.truth, cells.hidden, predictions, groups, step_offsets(context, horizon),
+                             horizon_buckets=lambda o: "nowcast" if o <= 0 else "forecast")
+    dfm = scores[scores.model == "dfm"].set_index(["group", "horizon"])
+    assert dfm.loc[("late", "nowcast"), "n_cells"] == anchors.size * 3  # three months not yet released
+    assert dfm.loc[("late", "nowcast"), "skill"] > 0.3 and dfm.loc[("late", "nowcast"), "dm_pvalue"] < 0.01
+    assert dfm.loc[("late", "forecast"), "skill"] > 0.2
+    assert dfm.loc[("all", "forecast"), "skill"] > 0.0
+
+
+def test_dfm_uses_only_what_was_published_by_the_anchor(factor_canvas, world):
+    canvas, frame, months = factor_canvas
+    anchor, context, horizon = 200, 6, 3
+    cutoff = np.datetime64(str(months[anchor + 1]) + "-01", "us")
+    noise = np.random.default_rng(5).normal(0, 3, frame.height)
+    changed = frame.with_columns(pl.when(pl.col("available_at") >= cutoff).then(pl.col("value") + noise)
+                                 .otherwise(pl.col("value")).alias("value"))
+    other = _canvas(world, changed, months, "2012-12-31", PATHS[:5])
+    assert other.stats == canvas.stats
+    anchors = [anchor, anchor + 1]
+    before = dfm_forecast(canvas, anchors, context, horizon, train_end_step=155)
+    after = dfm_forecast(other, anchors, context, horizon, train_end_step=155)
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(before[0][:, :5]).all()
+    assert np.abs(after[1] - before[1]).max() > 1e-3  # the anchor after sees some of the changed values
+
+
+def test_dfm_degrades_to_nan_with_a_warning_when_nothing_can_be_fitted(factor_canvas):
+    canvas = factor_canvas[0]
+    with pytest.warns(RuntimeWarning, match="no dynamic factor model"):
+        out = dfm_forecast(canvas, [200], 6, 3, train_end_step=10, min_obs=24)
+    assert out.shape == (1, 9, 5) and np.isnan(out).all()
+
+
+# scores --------------------------------------------------------------------------------------------
+
+def test_diebold_mariano_matches_a_hand_computation_and_handles_edge_cases():
+    a, b = np.array([1.0, 2, 3, 4, 5]), np.full(5, 2.0)
+    # d = a - b = -1..3: mean 1, gamma0 = 2, HLN factor (5 + 1 - 2) / 5 -> stat sqrt(2), t with 4 df
+    stat, p = diebold_mariano(a, b)
+    assert stat == pytest.approx(math.sqrt(2)) and p == pytest.approx(0.2301996410804989)
+    # h = 2: gamma1 = 0.8 with Bartlett weight 1/2 -> variance 2.8; HLN factor 2.4 / 5
+    assert diebold_mariano(a, b, horizon=2)[0] == pytest.approx(1 / math.sqrt(2.8 / 5) * math.sqrt(0.48))
+    assert diebold_mariano(a, a) == (0.0, 1.0)
+    assert diebold_mariano(a, a + 1.0) == (-math.inf, 0.0)
+    assert all(math.isnan(v) for v in diebold_mariano([1.0, np.nan, 2.0], [0.5, 1.0, np.nan]))
+    rng = np.random.default_rng(0)
+    good = rng.chisquare(1, 200)
+    stat, p = diebold_mariano(good, good + 1.0 + rng.normal(0, 0.5, 200), horizon=3)
+    assert stat < 0 and p < 0.01
+    stat, p = diebold_mariano(good + 1.0 + rng.normal(0, 0.5, 200), good)
+    assert stat > 0 and p < 0.01
+
+
+def test_score_forecasts_on_a_hand_made_case():
+    truth = np.zeros((3, 2, 2))
+    mask = np.ones_like(truth, dtype=bool)
+    mask[2, 1, 1] = False  # not scored
+    reference = np.ones_like(truth)
+    model = np.full_like(truth, 0.5)
+    model[0, 0, 0] = np.nan  # no forecast for one cell
+    scores = score_forecasts(truth, mask, {"persistence": reference, "model": model}, ["a", "b"], [0, 1])
+    assert set(scores.group) == {"a", "b", "all"} and len(scores) == 2 * 3 * 2
+    ref = scores[scores.model == "persistence"]
+    assert (ref.skill == 0).all() and (ref.dm_stat.fillna(0) == 0).all() and (ref.dm_pvalue.fillna(1) == 1).all()
+    assert ref.dm_stat.isna().sum() == 1  # group b at horizon 1 has two scored anchors: too few for a test
+    row = scores.set_index(["model", "group", "horizon"]).loc[("model", "a", 0)]
+    assert row.n_cells == 2 and row.mse == 0.25 and row.mae == 0.5 and row.skill == pytest.approx(0.75)
+    everything = scores.set_index(["model", "group", "horizon"]).loc[("model", "all", 1)]
+    assert everything.n_cells == 5 and everything.n_anchors == 3 and everything.dm_stat == -math.inf
+    bucketed = score_forecasts(truth, mask, {"persistence": reference, "model": model}, ["a", "b"], [0, 1],
+                               horizon_buckets={0: "near", 1: "near"})
+    near = bucketed.set_index(["model", "group"]).loc[("model", "all")]
+    assert near.horizon == "near" and near.n_cells == 10 and near.mse == 0.25
+    with pytest.raises(ValueError, match="reference 'persistence'"):
+        score_forecasts(truth, mask, {"model": model}, ["a", "b"], [0, 1])
+
+
+def test_imputation_scores_compare_with_the_training_mean():
+    truth = np.array([[1.0, -1.0], [3.0, 1.0]])
+    table = imputation_scores(truth, np.ones((2, 2), bool), truth + 0.5, np.array([2.0, 0.0]), ["x", "y"])
+    rows = table.set_index("group")
+    assert rows.loc["x", "mse"] == 0.25 and rows.loc["x", "mse_mean"] == 1.0 and rows.loc["x", "ratio"] == 0.25
+    assert rows.loc["all", "n_cells"] == 4 and rows.loc["all", "skill"] == pytest.approx(0.75)
+
+
+def test_baselines_reject_anchors_without_a_full_window(ar_canvas):
+    with pytest.raises(ValueError, match="leave no full window"):
+        persistence_forecast(ar_canvas, [1], context=3, horizon=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert persistence_forecast(ar_canvas, [], 3, 0).shape == (0, 3, 3)
