@@ -172,8 +172,10 @@ def _summary(table: pd.DataFrame, imputation: pd.DataFrame) -> dict[str, float]:
                    dm_stat=float(overall["dm_stat"]), dm_pvalue=float(overall["dm_pvalue"]))
     for name in table["model"].unique():
         row = pick(name, "all")
-        if row is not None:
+        if row is not None:  # skill on the cells both it and persistence forecast; mse on the cells it covers
             out[f"mse_{name}"] = float(row["mse"])
+            out[f"skill_{name}"] = float(row["skill"])
+            out[f"cells_{name}"] = int(row["n_cells"])
     if len(imputation):
         out["imputation_ratio"] = float(imputation["mse"].sum() / max(imputation["mse_mean"].sum(), 1e-12))
     return out

@@ -152,7 +152,11 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
 
         backbone = CogVideoXBackbone.from_config_dict(manifest["backbone"])
     model = WorldModelNet(config, plan, text, periods, backbone=backbone)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that disagree with the manifest's architecture
+        raise CheckpointError(f"checkpoint {weights} does not fit its manifest's architecture ({exc}). "
+                              "Fix: retrain the node") from exc
     missing = [k for k in missing if not k.startswith(FROZEN_PREFIX)]
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {weights} does not fit its manifest's architecture: missing {missing[:5]}, "

@@ -66,7 +66,12 @@ class TrainConfig:
                   (self.steps is None or self.steps >= 0, "steps must be >= 0 (0: do not train) or None"),
                   (self.lr > 0, "lr must be positive"),
                   (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-                  (self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32")]
+                  (self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32"),
+                  (self.eval_every >= 1, "eval_every must be >= 1"),
+                  (self.patience >= 0, "patience must be >= 0"),
+                  (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+                  (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
+                  (self.windows_per_epoch is None or self.windows_per_epoch >= 1, "windows_per_epoch must be >= 1")]
         errors = [message for ok, message in checks if not ok]
         if errors:
             raise ValueError("invalid TrainConfig: " + "; ".join(errors))

@@ -97,7 +97,7 @@ class CosineSchedule:
 
 def period_noise_scale(period_days: torch.Tensor, step_days: float) -> torch.Tensor:
     """Per-field noise multiplier ``1 / (1 + ln(max(1, period / step)))``: 1 for fields that change every
-    step, 0.59 for a monthly field on a weekly canvas, 0.28 for a quarterly one."""
+    step, 0.40 for a monthly field on a weekly canvas, 0.28 for a quarterly one."""
     ratio = (period_days / max(step_days, 1e-9)).clamp(min=1.0)
     return 1.0 / (1.0 + torch.log(ratio))
 

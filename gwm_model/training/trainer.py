@@ -7,7 +7,6 @@ data (cutting windows), forward and backward+update, so throughput numbers say w
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import torch
 
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.training.batches import WindowBatches, WindowSplit, split_anchors
+from gwm_model.training.checkpoint import FROZEN_PREFIX
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
 
@@ -124,6 +124,7 @@ class Trainer:
         """Objective loss on ``anchors`` with a fixed masking draw (comparable across epochs)."""
         if anchors.size == 0:
             return math.nan
+        was_training = self.model.training
         self.model.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
         total, weight = 0.0, 0
@@ -133,7 +134,7 @@ class Trainer:
                 loss, _, n = self.objective.loss(batch, generator)
             total += float(loss) * n
             weight += n
-        self.model.train()
+        self.model.train(was_training)
         return total / weight if weight else math.nan
 
     def _order(self):
@@ -207,7 +208,8 @@ class Trainer:
                 record["val_loss"] = val = self.evaluate_loss(split.val)
                 if split.val.size and val < history.best_val_loss * (1 - config.min_delta):
                     history.best_val_loss, history.best_epoch, stale = val, epoch, 0
-                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+                    best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+                                  if not k.startswith(FROZEN_PREFIX)}  # a frozen pretrained backbone never changes
                 else:
                     stale += 1
             history.epochs.append(record)
@@ -223,7 +225,7 @@ class Trainer:
         else:
             history.stopped = f"reached {config.epochs} epochs"
         if best_state is not None:
-            self.model.load_state_dict(best_state)
+            self.model.load_state_dict(best_state, strict=False)
         history.seconds = time.perf_counter() - started
         busy = sum(timing.values())
         history.timing = {**{f"{k}_s": v for k, v in timing.items()}, "steps": step, "windows": windows_seen,
