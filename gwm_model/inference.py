@@ -15,6 +15,7 @@ residual spread measured per field and horizon on the held-out test windows at t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from gwm_model.canvas.timeaxis import TimeAxis, make_time_axis
 from gwm_model.nn.model import WorldModelNet
 from gwm_model.training.checkpoint import load_model
 from gwm_model.training.objectives import MaskingConfig
-from gwm_model.training.steps import Objective
+from gwm_model.training.steps import STEP_DAYS, Objective
 
 Z90 = 1.6448536269514722
 
@@ -107,8 +108,7 @@ class WorldModel:
             raise ValueError(f"the schema's projection for this checkpoint has different fields than the checkpoint "
                              f"(schema hash {projection.schema_hash}, checkpoint "
                              f"{self.manifest['canvas']['schema_hash']}). Fix: pass the schema it was trained with")
-        step_days = {"daily": 1, "business": 1, "weekly": 7, "monthly": 31,
-                     "quarterly": 92}[self.axis_template.frequency]
+        step_days = math.ceil(STEP_DAYS[self.axis_template.frequency])
         end = as_of.astype("datetime64[D]") + np.timedelta64(step_days * (self.horizon + 1), "D")
         axis = make_time_axis(self.axis_template.starts[0], end, self.axis_template.frequency)
         vector_slots = {p: k for p, k in zip(self.layout.paths, self.slots, strict=True) if k > 1}

@@ -27,6 +27,12 @@ from gwm_model.canvas.layout import CanvasLayout
 from gwm_model.canvas.positions import slot_offsets
 
 
+def hub_mask(paths: Sequence[str]) -> np.ndarray:
+    """``(F,)`` bool: the field is a coarse (summary) field, i.e. another path lies below it."""
+    prefixes = {p.rsplit(".", i)[0] for p in paths for i in range(1, p.count(".") + 1)}
+    return np.array([p in prefixes for p in paths], dtype=bool)
+
+
 def connectivity_of_paths(paths: Sequence[str]) -> Connectivity:
     """The connectivity of a projection, recovered from its field paths alone.
 
@@ -34,8 +40,9 @@ def connectivity_of_paths(paths: Sequence[str]) -> Connectivity:
     :meth:`Connectivity.from_projection` needs, so a canvas or checkpoint suffices.
     """
     paths = tuple(paths)
-    prefixes = {p.rsplit(".", i)[0] for p in paths for i in range(1, p.count(".") + 1)}
-    fields = tuple(SimpleNamespace(path=p, kind="coarse" if p in prefixes else "leaf") for p in paths)
+    hubs = hub_mask(paths)
+    fields = tuple(SimpleNamespace(path=p, kind="coarse" if hub else "leaf") for p, hub in zip(paths, hubs.tolist(),
+                                                                                               strict=True))
     projection = SimpleNamespace(paths=paths, index_of={p: i for i, p in enumerate(paths)}, fields=fields)
     return Connectivity.from_projection(projection)  # type: ignore[arg-type]
 
@@ -151,8 +158,7 @@ class TokenPlan:
         """
         paths = self.layout.paths
         adjacency = connectivity_of_paths(paths).adjacency.copy()
-        prefixes = {p.rsplit(".", i)[0] for p in paths for i in range(1, p.count(".") + 1)}
-        hubs = np.array([p in prefixes for p in paths], dtype=bool)
+        hubs = hub_mask(paths)
         adjacency |= hubs[:, None] & hubs[None, :]
         fields = self.canvas_field[self.token_field]
         return adjacency[np.ix_(fields, fields)]

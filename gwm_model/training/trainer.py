@@ -75,14 +75,15 @@ class TrainHistory:
 
 
 def _difficulty(batches: WindowBatches, anchors: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Per window: mean squared change of present values between consecutive steps (a cheap hardness proxy)."""
+    """Per window hardness for easy-to-hard ordering (see :func:`difficulty_from_variability`), in chunks."""
+    from gwm_model.training.ordering import difficulty_from_variability
+
     out = []
     with torch.no_grad():
         for i in range(0, anchors.size, chunk):
             b = batches(anchors[i:i + chunk])
-            both = (b["present"][:, 1:] & b["present"][:, :-1])[..., batches.slot_field]
-            change = (b["targets"][:, 1:] - b["targets"][:, :-1]) ** 2 * both
-            out.append((change.sum(dim=(1, 2)) / both.sum(dim=(1, 2)).clamp(min=1)).cpu().numpy())
+            out.append(difficulty_from_variability(b["targets"].cpu().numpy(),
+                                                   b["present"][..., batches.slot_field].cpu().numpy()))
     return np.concatenate(out) if out else np.zeros(0)
 
 
