@@ -34,3 +34,8 @@ def curriculum_path() -> Path:
 def canvases_dir(warehouse: str | Path) -> Path:
     """Canvas files live beside the warehouse file: ``<warehouse dir>/canvases/<node>/``."""
     return Path(warehouse).resolve().parent / "canvases"
+
+
+def checkpoints_dir(warehouse: str | Path) -> Path:
+    """Node checkpoints live beside the warehouse file: ``<warehouse dir>/checkpoints/<node>/``."""
+    return Path(warehouse).resolve().parent / "checkpoints"

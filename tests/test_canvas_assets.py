@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 
 from gwm_assets.canvas_assets import canvas_assets
-from gwm_assets.definitions import ASSETS
+from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 from gwm_model.canvas import Canvas
 from gwm_model.curriculum import load_curriculum

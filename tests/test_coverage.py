@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from gwm_assets import cli
-from gwm_assets.definitions import ASSETS
+from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

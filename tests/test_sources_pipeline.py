@@ -13,7 +13,7 @@ import pytest
 import responses
 import yfinance as yf
 
-from gwm_assets.definitions import ASSETS
+from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 from tests.sources.fakes import FakeFred, chart_json, register_yahoo
 

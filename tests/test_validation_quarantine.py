@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from gwm_assets.check_assets import CHECKS
-from gwm_assets.definitions import ASSETS
+from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.observation_assets import observations
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 

@@ -1,13 +1,25 @@
-"""The training curriculum: a DAG of nodes, each a projection of the world with its parents."""
+"""The training curriculum: a DAG of nodes, each a projection of the world with its parents, the profiles
+that give every node its hyperparameters, and :func:`build_curriculum` to design one for a goal."""
 
+from gwm_model.curriculum.design import CurriculumDesign, DatasetProfile, build_curriculum
+from gwm_model.curriculum.llm import AnthropicProvider, CurriculumProvider, LLMProviderError, OpenAIProvider
+from gwm_model.curriculum.profiles import (
+    BUILTIN_CPU_PROFILE,
+    CurriculumError,
+    EvaluationSettings,
+    MergeSettings,
+    NodeHyperparameters,
+)
 from gwm_model.curriculum.spec import (
     STANDARD_CURRICULUM,
     CanvasSettings,
     Curriculum,
-    CurriculumError,
     CurriculumNode,
     load_curriculum,
+    load_curriculum_text,
 )
 
-__all__ = ["STANDARD_CURRICULUM", "CanvasSettings", "Curriculum", "CurriculumError", "CurriculumNode",
-           "load_curriculum"]
+__all__ = ["BUILTIN_CPU_PROFILE", "STANDARD_CURRICULUM", "AnthropicProvider", "CanvasSettings", "Curriculum",
+           "CurriculumDesign", "CurriculumError", "CurriculumNode", "CurriculumProvider", "DatasetProfile",
+           "EvaluationSettings", "LLMProviderError", "MergeSettings", "NodeHyperparameters", "OpenAIProvider",
+           "build_curriculum", "load_curriculum", "load_curriculum_text"]

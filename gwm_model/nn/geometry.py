@@ -87,7 +87,15 @@ class TokenPlan:
 
     @classmethod
     def from_canvas(cls, canvas, channels: int, fields: Sequence[str] | None = None) -> TokenPlan:
-        chosen = tuple(fields) if fields is not None else active_paths(canvas.paths, canvas.presence.any(axis=0))
+        """Tokens for ``fields`` (default: fields with data and their hubs). A canvas with no data at all gets
+        its hub fields (all fields when it has none): an untrained model of the node's structure."""
+        if fields is not None:
+            chosen = tuple(fields)
+        elif canvas.presence.any():
+            chosen = active_paths(canvas.paths, canvas.presence.any(axis=0))
+        else:
+            hubs = hub_mask(canvas.paths)
+            chosen = tuple(p for p, hub in zip(canvas.paths, hubs.tolist(), strict=True) if hub or not hubs.any())
         return cls(canvas.layout, tuple(canvas.slots), chosen, channels)
 
     @property

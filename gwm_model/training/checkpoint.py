@@ -93,7 +93,12 @@ def save_checkpoint(directory: str | Path, model: WorldModelNet, canvas: Canvas,
         "train": train,
         **(extra or {}),
     }
-    path = directory / MANIFEST_FILE
+    return write_manifest(directory, manifest)
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically (a temporary name, then a rename); returns its path."""
+    path = Path(directory) / MANIFEST_FILE
     tmp_manifest = path.with_suffix(f".tmp{os.getpid()}")
     tmp_manifest.write_text(json.dumps(manifest, indent=1, default=_json_default))
     os.replace(tmp_manifest, path)
@@ -105,7 +110,7 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, Path):
+    if isinstance(value, Path | dt.date):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} into a checkpoint manifest")
 

@@ -1,0 +1,213 @@
+"""The curriculum as assets: ``train/trunk``, then one ``train/<node>`` per curriculum node (group ``training``).
+
+``train/trunk`` depends on the tier-0 canvases; a tier-0 node depends on its canvas and the trunk; a
+join depends on its canvas and its parents' ``train/<parent>``. Training writes checkpoint files
+under ``warehouse/checkpoints/<node>/`` (not the warehouse), so the multiprocess executor runs the
+tier-0 nodes side by side; only the ``checkpoints`` row at the end takes the warehouse lock.
+
+Each asset fingerprints its inputs (canvas data version, parents' and trunk's weight hashes, the
+resolved hyperparameters, the code version). When the checkpoint on disk has the same fingerprint
+it is kept without training, and the asset's data version (the weights' hash) is unchanged, so a
+refresh that changes one node's data retrains that node and its descendants only.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import torch
+
+from gwm_assets.canvas_assets import CURRICULUM, canvas_key
+from gwm_assets.checkpoint_table import record_checkpoint
+from gwm_assets.paths import canvases_dir
+from gwm_assets.resources import TrainingResource, WarehouseResource, WorldSchemaResource
+from gwm_assets.sources.refresh import utcnow
+from gwm_assets.training_plots import loss_curve_png, markdown_image
+from gwm_model.canvas import Canvas
+from gwm_model.curriculum import Curriculum, CurriculumError, CurriculumNode
+from gwm_model.curriculum.fingerprint import node_fingerprint, stored_manifest, trunk_fingerprint, weights_hash
+from gwm_model.curriculum.node_training import ParentInput, train_node
+from gwm_model.curriculum.trunk import TrunkInput, save_trunk, train_trunk
+from gwm_model.nn.field_text import FieldEmbeddings
+from gwm_model.training.loggers import CallbackLogger, JsonlLogger
+
+TRUNK = "trunk"
+
+
+def train_key(node: str) -> dg.AssetKey:
+    return dg.AssetKey(["train", node])
+
+
+def _canvas(directory: Path, node: str) -> Canvas:
+    if not (directory / node).exists():
+        raise CurriculumError(f"train/{node}: no canvas at {directory / node}. Fix: materialize canvas/{node} first")
+    return Canvas.load(directory / node)
+
+
+def _progress(context: dg.AssetExecutionContext, label: str) -> CallbackLogger:
+    state = {"total": 0, "next": 0}
+
+    def start(run: dict, total: int | None) -> None:
+        state["total"] = int(total or 0)
+        context.log.info(f"{label}: training {state['total']} steps on {run.get('train_windows')} windows "
+                         f"({run.get('parameters')} trainable parameters)")
+
+    def step(n: int, metrics: dict) -> None:
+        if state["total"] and n >= state["next"]:
+            context.log.info(f"{label}: step {n}/{state['total']} loss {metrics['loss']:.4f} lr {metrics['lr']:.2e}")
+            state["next"] = n + max(1, state["total"] // 10)
+
+    def epoch(n: int, metrics: dict) -> None:
+        if "val_loss" in metrics:
+            context.log.debug(f"{label}: epoch {n} train {metrics['train_loss']:.4f} val {metrics['val_loss']:.4f}")
+
+    return CallbackLogger(on_step=step, on_epoch=epoch, on_start=start)
+
+
+def _threads(training: TrainingResource) -> None:
+    if training.torch_threads > 0:
+        torch.set_num_threads(training.torch_threads)
+
+
+def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
+    tier0 = [n for n in curriculum.order() if curriculum[n].tier == 0]
+
+    @dg.asset(key=train_key(TRUNK), group_name="training", deps=[canvas_key(n) for n in tier0],
+              kinds={"pytorch", "safetensors"}, tags={"tier": "trunk"},
+              description="The shared origin of every curriculum node: one model trained briefly on all tier-0 "
+                          "canvases in turn (weights average only between models that share an origin).")
+    def trunk(context: dg.AssetExecutionContext, world: WorldSchemaResource, warehouse: WarehouseResource,
+              training: TrainingResource) -> dg.MaterializeResult:
+        _threads(training)
+        profile = training.chosen_profile(curriculum.default_profile)
+        hyper = curriculum.trunk_hyperparameters(profile)
+        schema = world.load()
+        root, out = canvases_dir(warehouse.path), Path(training.checkpoints_path) / TRUNK
+        inputs = [TrunkInput(n, _canvas(root, n), curriculum[n].projection(schema)) for n in tier0]
+        inputs_fp = trunk_fingerprint([i.name for i in inputs], hyper.to_dict(),
+                                      inputs[0].canvas.schema_hash)
+        stored = stored_manifest(out)
+        kept = bool(stored and stored.get("inputs_fingerprint") == inputs_fp and not training.force)
+        if not kept:
+            def progress(step: int, total: int, loss: float) -> None:
+                if step == 1 or step % max(1, total // 10) == 0 or step == total:
+                    context.log.info(f"trunk: step {step}/{total} loss {loss:.4f}")
+
+            result = train_trunk(inputs, hyper.model, hyper.train, FieldEmbeddings(inputs[0].canvas.schema_hash),
+                                 progress)
+            stored = save_trunk(out, result, hyper, inputs, inputs_fp)
+            context.log.info(f"trunk: trained {result.steps} steps on {result.trained_on} in {result.seconds:.1f} s; "
+                             f"validation loss before {result.val_before} after {result.val_after}")
+        else:
+            context.log.info(f"trunk: inputs unchanged (fingerprint {inputs_fp}); kept {out}")
+        info = stored["trunk"]
+        png = loss_curve_png(f"trunk ({profile}): {', '.join(info['trained_on']) or 'shared initialisation only'}",
+                             info["losses"])
+        return dg.MaterializeResult(
+            metadata={"profile": profile, "steps": info["steps"], "trained_on": ", ".join(info["trained_on"]),
+                      "skipped": json.dumps(info["skipped"]), "val_loss_before": json.dumps(info["val_before"]),
+                      "val_loss_after": json.dumps(info["val_after"]), "kept": kept,
+                      "weights_sha256": stored["weights_sha256"], "path": dg.MetadataValue.path(str(out)),
+                      "loss_curve": dg.MetadataValue.md(markdown_image(png, "trunk loss"))},
+            data_version=dg.DataVersion(stored["weights_sha256"][:16]))
+
+    return trunk
+
+
+def _evaluation_table(evaluation: dict | None) -> str:
+    summary = (evaluation or {}).get("summary") or {}
+    models = sorted(k[4:] for k in summary if k.startswith("mse_"))
+    if not models:
+        return "not evaluated (no test windows with data)"
+    lines = ["| model | mse | skill vs persistence | cells |", "|---|---|---|---|"]
+    lines += [f"| {m} | {summary[f'mse_{m}']:.4g} | {summary.get(f'skill_{m}', float('nan')):+.3f} | "
+              f"{summary.get(f'cells_{m}', '')} |" for m in models]
+    return "\n".join(lines)
+
+
+def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefinition:
+    upstream = [train_key(p) for p in node.parents] or [train_key(TRUNK)]
+
+    @dg.asset(key=train_key(node.name), group_name="training", deps=[canvas_key(node.name), *upstream],
+              kinds={"pytorch", "safetensors"}, tags={"tier": str(node.tier)},
+              description=f"Checkpoint of curriculum node `{node.name}` (tier {node.tier}): {node.description}. "
+                          + (f"Merges {', '.join(node.parents)}." if len(node.parents) > 1 else
+                             f"Starts from {node.parents[0]}." if node.parents else "Forks from the trunk."))
+    def train(context: dg.AssetExecutionContext, world: WorldSchemaResource, warehouse: WarehouseResource,
+              training: TrainingResource) -> dg.MaterializeResult:
+        _threads(training)
+        profile = training.chosen_profile(curriculum.default_profile)
+        hyper = curriculum.hyperparameters(node.name, profile)
+        schema = world.load()
+        root, ckpts = canvases_dir(warehouse.path), Path(training.checkpoints_path)
+        canvas = _canvas(root, node.name)
+        parents = [ParentInput(p, ckpts / p, _canvas(root, p), curriculum[p].projection(schema)) for p in node.parents]
+        inputs_fp = node_fingerprint(canvas.data_version, hyper.to_dict(), weights_hash(ckpts, TRUNK, node.name),
+                                     {p: weights_hash(ckpts, p, node.name) for p in node.parents})
+        out = ckpts / node.name
+        stored = stored_manifest(out)
+        kept = bool(stored and stored.get("inputs_fingerprint") == inputs_fp and not training.force)
+        if kept:
+            context.log.info(f"{node.name}: inputs unchanged (fingerprint {inputs_fp}); kept {out}")
+        else:
+            label = f"train/{node.name} ({profile})"
+            result = train_node(node, canvas, node.projection(schema), hyper, out, ckpts / TRUNK, parents,
+                                embeddings=FieldEmbeddings(canvas.schema_hash),
+                                loggers=[_progress(context, label), JsonlLogger(out / "metrics.jsonl")],
+                                log=context.log.info, extra_manifest={"inputs_fingerprint": inputs_fp})
+            context.log.info(f"{label}: {result.merge_report.summary()}")
+            context.log.info(f"{label}: {result.steps} steps in {result.seconds:.1f} s; metrics {result.metrics}"
+                             + (f"; {result.note}" if result.note else ""))
+            stored = json.loads(result.manifest_path.read_text())
+        with warehouse.connect() as conn:
+            record_checkpoint(conn, stored, out, utcnow())
+        return dg.MaterializeResult(metadata=_node_metadata(node, stored, out, kept),
+                                    data_version=dg.DataVersion(stored["weights_sha256"][:16]))
+
+    return train
+
+
+def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) -> dict:
+    metrics = manifest.get("metrics", {})
+    merge = manifest.get("merge", {})
+    report = merge.get("report", {})
+    quality = merge.get("quality") or {}
+    after = merge.get("child_vs_parents") or {}
+    history = manifest.get("history", {})
+    png = loss_curve_png(f"{node.name} (tier {node.tier}, {manifest.get('profile')})", history.get("steps", []),
+                         history.get("epochs", []))
+    lineage = manifest.get("lineage", {})
+
+    def number(value: object) -> float | None:
+        return None if value is None else float(value)
+
+    return {
+        "profile": manifest.get("profile"), "tier": node.tier, "parents": ", ".join(node.parents) or "trunk",
+        "parent_checkpoints": json.dumps({p["name"]: p["weights_sha256"][:16] for p in lineage.get("parents", [])}),
+        "steps": int(manifest.get("steps") or 0), "kept": kept,
+        "val_loss": number(metrics.get("val_loss")), "val_skill": number(metrics.get("val_skill")),
+        "test_skill": number(metrics.get("test_skill")), "dm_pvalue": number(metrics.get("dm_pvalue")),
+        "evaluation": dg.MetadataValue.md(_evaluation_table(manifest.get("evaluation"))),
+        "merge_method": report.get("method"),
+        "merge_keys": f"{len(report.get('averaged', []))} averaged, {len(report.get('copied', []))} copied, "
+                      f"{len(report.get('fresh', []))} fresh; zero-initialised blocks "
+                      f"{report.get('zero_initialised_blocks') or 'none'}",
+        "merge_skipped_untrained": ", ".join(report.get("skipped", [])) or "none",
+        "worst_surviving_share": number(quality.get("worst_surviving_share")),
+        "worst_ensemble_gap": number(quality.get("worst_ensemble_gap")),
+        "max_loss_barrier": number(quality.get("max_barrier")),
+        "worst_child_minus_parent": number(after.get("worst_child_minus_parent")),
+        "trainable_fraction": float(manifest.get("trainable_fraction") or 0.0),
+        "parameters": int(manifest.get("parameters", {}).get("total", 0)),
+        "model_fields": len(manifest.get("plan", {}).get("fields", [])),
+        "weights_sha256": manifest.get("weights_sha256"), "note": manifest.get("note") or "",
+        "path": dg.MetadataValue.path(str(out)),
+        "loss_curve": dg.MetadataValue.md(markdown_image(png, f"{node.name} loss")),
+    }
+
+
+def training_assets(curriculum: Curriculum) -> list[dg.AssetsDefinition]:
+    return [_trunk_asset(curriculum), *(_node_asset(curriculum, curriculum[n]) for n in curriculum.order())]
+
+
+TRAINING_ASSETS = training_assets(CURRICULUM)
