@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench import canvas_build, checks, ingest, schema_compile, training
+from bench import canvas_build, checks, curriculum, ingest, schema_compile, training
 
 BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run, "checks": checks.run,
-              "canvas_build": canvas_build.run, "training": training.run}
+              "canvas_build": canvas_build.run, "training": training.run,
+              "curriculum": curriculum.run}
 
 
 def main() -> int:

@@ -144,7 +144,9 @@ def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: 
         start_child(model, merged, report)
         log(f"{node.name}: {report.summary()} in {report.seconds * 1000:.0f} ms; measuring the merge on each "
             "parent's validation windows")
+        measured = time.perf_counter()
         quality = merge_quality(views, trunk, merged, hyper.train, embeddings)
+        quality["seconds"] = time.perf_counter() - measured
         log(f"{node.name}: merge keeps a worst-case share {quality['worst_surviving_share']} of parents' gains; "
             f"gap to the ensemble {quality['worst_ensemble_gap']}; loss barrier {quality['max_barrier']}")
     has_data = bool(canvas.presence.any())

@@ -1,0 +1,177 @@
+"""The standard 12-node curriculum as real Dagster materializations (tiny profile): checkpoints, lineage,
+the `checkpoints` table, metadata, keeping what is current, retraining only what a refresh made stale,
+and reloading `full_integration` from its directory alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pytest
+import yaml
+
+from gwm_assets.canvas_assets import canvas_assets
+from gwm_assets.definitions import DATA_ASSETS
+from gwm_assets.resources import SourceSettings, TrainingResource, WarehouseResource, WorldSchemaResource
+from gwm_assets.training_assets import training_assets
+from gwm_model.curriculum import STANDARD_CURRICULUM, load_curriculum
+from gwm_model.curriculum.weights import load_node_weights
+from gwm_model.inference import WorldModel
+from gwm_model.training.checkpoint import CheckpointError
+
+BASE = [a for a in DATA_ASSETS if not any(k.path[0] == "canvas" for k in a.keys)]
+TINY = {"description": "test-sized",
+        "model": {"d_model": 8, "n_heads": 2, "n_layers": 1, "n_loops": 1},
+        "train": {"context": 6, "horizon": 2, "batch_size": 8, "steps": 4, "warmup_steps": 1, "patience": 2,
+                  "loggers": []},
+        "evaluation": {"baselines": ["persistence"], "max_anchors": 16},
+        "merge": {"method": "mean"},
+        "trunk": {"train": {"steps": 4}},
+        "tiers": {1: {"model": {"n_layers": 2}}}}
+
+
+def write_tabular(folder, weeks: int = 300, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    days = np.arange(np.datetime64("2016-01-04"), np.datetime64("2016-01-04") + weeks * 7, 7)
+    rates = 2 + np.cumsum(rng.normal(0, 0.05, days.size))
+    equity = 2000 * np.exp(np.cumsum(rng.normal(0, 0.02, days.size)))
+    (folder / "mkt.csv").write_text("day,ten_year,sp500\n" + "".join(
+        f"{d},{r:.4f},{e:.2f}\n" for d, r, e in zip(days, rates, equity, strict=True)))
+    (folder / "mkt.yaml").write_text(
+        "dataset: mkt\npath: mkt.csv\ndate_column: day\ncolumns:\n"
+        "  ten_year: {field: financial.yield_curves.ten_year, frequency: weekly}\n"
+        "  sp500: {field: financial.equities.indices.sp500, frequency: weekly}\n")
+    months = np.arange(np.datetime64("2016-01"), np.datetime64("2016-01") + weeks // 4, 1)
+    unrate = 5 + np.cumsum(rng.normal(0, 0.1, months.size))
+    (folder / "jobs.csv").write_text("day,unrate\n" + "".join(
+        f"{m}-01,{u:.3f}\n" for m, u in zip(months, unrate, strict=True)))
+    (folder / "jobs.yaml").write_text(
+        "dataset: jobs\npath: jobs.csv\ndate_column: day\ncolumns:\n"
+        "  unrate: {field: country_us.macro.labor.unemployment_rate, frequency: monthly, release_lag_days: 35}\n")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dag")
+    doc = yaml.safe_load(STANDARD_CURRICULUM.read_text())
+    doc["profiles"], doc["default_profile"] = {"tiny": TINY}, "tiny"
+    (root / "curriculum.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    curriculum = load_curriculum(root / "curriculum.yaml")
+    folder = root / "tabular"
+    folder.mkdir()
+    write_tabular(folder)
+    (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    resources = {"warehouse": WarehouseResource(path=str(root / "w.duckdb")),
+                 "world": WorldSchemaResource(schema_path=""),
+                 "settings": SourceSettings(live=False, fred_api_key="", plain_requests=True, tabular_dir=str(folder)),
+                 "training": TrainingResource(checkpoints_path=str(root / "checkpoints"), profile="", torch_threads=0)}
+    assets = [*BASE, *canvas_assets(curriculum), *training_assets(curriculum)]
+    base = ["fields", "source_series", "raw_tabular", "observations"]
+    canvases = [f"canvas/{n}" for n in curriculum.nodes]
+    trains = ["train/trunk", *(f"train/{n}" for n in curriculum.order())]
+
+    def run(selection, **overrides):
+        with dg.DagsterInstance.from_config(str(root)) as instance:
+            return dg.materialize(assets, resources={**resources, **overrides}, instance=instance,
+                                  selection=selection, raise_on_error=False)
+
+    first = run([*base, *canvases, *trains])
+    return {"root": root, "curriculum": curriculum, "first": first, "run": run, "folder": folder,
+            "selection": [*base, *canvases, *trains]}
+
+
+def metadata(result, prefix="train"):
+    return {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()
+            if e.asset_key.path[0] == prefix}
+
+
+def test_all_twelve_nodes_and_the_trunk_materialize_with_lineage(trained):
+    result, root = trained["first"], trained["root"]
+    assert result.success, [e.event_specific_data for e in result.all_events if e.is_failure]
+    meta = metadata(result)
+    assert set(meta) == {"trunk", *trained["curriculum"].nodes}
+    rows = duckdb.connect(str(root / "w.duckdb"), read_only=True).execute(
+        "SELECT node, parents, steps, val_skill, trained FROM checkpoints ORDER BY tier, node").fetchall()
+    assert len(rows) == 12
+    by_node = {r[0]: r for r in rows}
+    assert by_node["full_integration"][1] == ["corporate_strategy", "policy_impact", "narratives_drive_markets"]
+    assert by_node["basic_finance"][2] == 4 and by_node["basic_finance"][4]
+    assert by_node["basic_politics"][2] == 0 and not by_node["basic_politics"][4]  # no data: not trained
+    manifests = {n: json.loads((root / "checkpoints" / n / "manifest.json").read_text())
+                 for n in trained["curriculum"].nodes}
+    trunk = json.loads((root / "checkpoints" / "trunk" / "manifest.json").read_text())
+    child = manifests["econ_drives_finance"]
+    assert {p["name"]: p["weights_sha256"] for p in child["lineage"]["parents"]} == {
+        p: manifests[p]["weights_sha256"] for p in ("basic_finance", "basic_economics")}
+    assert manifests["basic_finance"]["lineage"]["trunk"]["weights_sha256"] == trunk["weights_sha256"]
+    assert child["merge"]["report"]["method"] == "mean" and child["merge"]["report"]["averaged"]
+    assert child["merge"]["report"]["zero_initialised_blocks"] == [1]  # tier 1 is one block deeper
+    quality = child["merge"]["quality"]
+    assert set(quality["parents"]) == {"basic_finance", "basic_economics"}
+    assert [p["alpha"] for p in quality["parents"]["basic_finance"]["path"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert child["profile"] == "tiny" and child["hyperparameters"]["model"]["n_layers"] == 2
+    assert child["lineage"]["canvas_data_version"] and child["lineage"]["schema_hash"]
+    assert child["code_version"] and child["seed"] == 0 and child["plan"]["fields"]
+    # basic_narratives has no data (untrained, a copy of the trunk): left out of the average, and said so
+    report = manifests["narratives_drive_markets"]["merge"]["report"]
+    assert report["skipped"] == ["basic_narratives"] and report["used"] == ["basic_finance"]
+    md = meta["full_integration"]
+    assert md["loss_curve"].value.startswith("![full_integration loss](data:image/png;base64,")
+    assert "persistence" in md["evaluation"].value and 0 < md["trainable_fraction"].value <= 1
+    assert md["worst_surviving_share"] is not None and "max_loss_barrier" in md
+
+
+def test_full_integration_reloads_from_its_directory_alone_and_predicts(trained):
+    root = trained["root"]
+    directory = root / "checkpoints" / "full_integration"
+    copy = root / "elsewhere"
+    shutil.copytree(directory, copy)
+    observations = duckdb.connect(str(root / "w.duckdb"), read_only=True).execute(
+        "SELECT field_path, ts, available_at, value, source FROM observations").pl()
+    model = WorldModel.load(copy)
+    frame = model.observe(observations, as_of="2020-06-01").predict(horizon=2)
+    assert len(frame) and np.isfinite(frame["mean"]).all()
+    assert set(frame["field_path"]) >= {"financial.yield_curves.ten_year", "financial.equities.indices.sp500"}
+
+
+def test_a_second_run_keeps_every_checkpoint_and_a_refresh_retrains_only_the_stale(trained):
+    root, run = trained["root"], trained["run"]
+    before = {n: json.loads((root / "checkpoints" / n / "manifest.json").read_text())["weights_sha256"]
+              for n in ["trunk", *trained["curriculum"].nodes]}
+    again = metadata(run(trained["selection"]))
+    assert all(m["kept"].value for n, m in again.items() if n != "trunk")
+    # new monthly jobs data: only nodes whose canvases hold the unemployment rate change
+    write_tabular(trained["folder"], weeks=330)
+    jobs_only = (trained["folder"] / "jobs.csv").read_text()
+    write_tabular(trained["folder"], weeks=300)
+    (trained["folder"] / "jobs.csv").write_text(jobs_only)
+    refreshed = metadata(run(trained["selection"]))
+    retrained = {n for n, m in refreshed.items() if not m["kept"].value}
+    assert retrained == {"basic_economics", "econ_drives_finance", "corporate_strategy", "policy_impact",
+                         "full_integration"}
+    after = {n: json.loads((root / "checkpoints" / n / "manifest.json").read_text())["weights_sha256"]
+             for n in before}
+    assert {n for n in before if before[n] != after[n]} == retrained
+
+
+def test_a_corrupted_parent_checkpoint_fails_the_child_before_training(trained):
+    root, run = trained["root"], trained["run"]
+    weights = root / "checkpoints" / "basic_resources" / "weights.safetensors"
+    manifest = root / "checkpoints" / "geopolitics_commodities" / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    force = TrainingResource(checkpoints_path=str(root / "checkpoints"), torch_threads=0, force=True)
+    result = run(["train/geopolitics_commodities"], training=force)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.event_specific_data.error.message + "".join(
+        c.message for c in [failure.event_specific_data.error.cause] if c)
+    assert "geopolitics_commodities" in message and str(weights) in message
+    assert manifest.stat().st_mtime_ns == stamp  # nothing was written
+    with pytest.raises(CheckpointError, match="do not match the sha256"):
+        load_node_weights(weights.parent, "basic_resources")
