@@ -70,9 +70,9 @@ def _threads(training: TrainingResource) -> None:
 
 
 def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
-    tier0 = [n for n in curriculum.order() if curriculum[n].tier == 0]
+    roots = [n for n in curriculum.order() if not curriculum[n].parents]  # the roots fork from the trunk
 
-    @dg.asset(key=train_key(TRUNK), group_name="training", deps=[canvas_key(n) for n in tier0],
+    @dg.asset(key=train_key(TRUNK), group_name="training", deps=[canvas_key(n) for n in roots],
               kinds={"pytorch", "safetensors"}, tags={"tier": "trunk"},
               description="The shared origin of every curriculum node: one model trained briefly on all tier-0 "
                           "canvases in turn (weights average only between models that share an origin).")
@@ -83,7 +83,7 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
         hyper = curriculum.trunk_hyperparameters(profile)
         schema = world.load()
         root, out = canvases_dir(warehouse.path), Path(training.checkpoints_path) / TRUNK
-        inputs = [TrunkInput(n, _canvas(root, n), curriculum[n].projection(schema)) for n in tier0]
+        inputs = [TrunkInput(n, _canvas(root, n), curriculum[n].projection(schema)) for n in roots]
         inputs_fp = trunk_fingerprint([i.name for i in inputs], hyper.to_dict(),
                                       inputs[0].canvas.schema_hash)
         stored = stored_manifest(out)

@@ -101,7 +101,7 @@ def merge_parents(parents: Sequence[NodeWeights], method: str = "mean", base: No
     started = time.perf_counter()
     trained = [p for p in parents if p.trained]
     used = trained or list(parents)
-    skipped = [p.name for p in parents if p not in used]
+    skipped = [p.name for p in parents if all(p is not u for u in used)]
     data = {p.name: p.data_size for p in used}
     report = MergeReport(method=method, parents=[p.name for p in parents], used=[p.name for p in used],
                          skipped=skipped, weights=data if method == "weighted" else {})
@@ -161,7 +161,7 @@ def start_child(model: WorldModelNet, merged: NodeWeights, report: MergeReport |
         report.fields_copied = len(merged.field_rows)
     result = merged.apply_to(model)
     gain = merged.shared.get(LOOP_GAIN)
-    if gain is not None and gain.shape != model.backbone.loop_gain.shape and hasattr(model.backbone, "loop_gain"):
+    if gain is not None and hasattr(model.backbone, "loop_gain") and gain.shape != model.backbone.loop_gain.shape:
         with torch.no_grad():
             target = model.backbone.loop_gain
             target.zero_()

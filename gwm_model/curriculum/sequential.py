@@ -85,8 +85,8 @@ class CurriculumTrainer:
 
     def train_trunk(self, status: CurriculumRun) -> None:
         hyper = self.curriculum.trunk_hyperparameters(self.profile)
-        tier0 = [n for n in self.curriculum.order() if self.curriculum[n].tier == 0]
-        inputs = [TrunkInput(n, self.canvas(n), self.curriculum[n].projection(self.schema)) for n in tier0]
+        roots = [n for n in self.curriculum.order() if not self.curriculum[n].parents]  # the roots fork from it
+        inputs = [TrunkInput(n, self.canvas(n), self.curriculum[n].projection(self.schema)) for n in roots]
         inputs_fp = trunk_fingerprint([i.name for i in inputs], hyper.to_dict(),
                                       inputs[0].canvas.schema_hash)
         out = self.out_dir / TRUNK

@@ -36,7 +36,7 @@ ROW_PREFIX = "field_row."
 NOT_WEIGHTS = ("field_text",)  # stored beside the weights, but an input (text embeddings), not a parameter
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not tensor-by-tensor comparison
 class NodeWeights:
     """Shared parameters by state-dict key plus field rows by path (see the module docstring)."""
 

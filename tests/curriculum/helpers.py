@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from gwm_model.canvas import build_canvas, make_time_axis
 from gwm_model.canvas.canvas import Canvas
@@ -72,12 +73,13 @@ def tiny_curriculum() -> Curriculum:
 class World:
     """The synthetic world's observations and a canvas per node (``seed`` changes the data)."""
 
-    observations: object
+    observations: pl.DataFrame
     canvases: dict[str, Canvas]
 
 
 def node_canvas(schema: WorldSchema, curriculum: Curriculum, node: str, seed: int = 0, data_version: str = "v1",
-                observations=None) -> Canvas:
+                observations: pl.DataFrame | None = None) -> Canvas:
+    """One node's canvas on the synthetic world of ``seed`` (or on ``observations``, on the same time axis)."""
     sw = synthetic_world(seed=seed, weeks=WEEKS)
     axis = make_time_axis(sw.start, sw.end, "weekly")
     return build_canvas(sw.observations if observations is None else observations,
