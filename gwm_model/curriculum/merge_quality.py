@@ -31,6 +31,7 @@ from gwm_model.curriculum.weights import NodeWeights, instantiate
 from gwm_model.training.batches import WindowBatches, split_anchors
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
+from gwm_model.training.trainer import resolve_device
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -73,9 +74,10 @@ def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: Tr
     """Objective loss of ``model`` on ``anchors`` of ``canvas`` with a fixed masking draw (nan if none scored)."""
     if anchors.size == 0:
         return math.nan
-    batches = WindowBatches(canvas, train.context, train.horizon, torch.device("cpu"))
+    device = next(model.parameters()).device  # evaluated where the model lives (CPU or the training GPU)
+    batches = WindowBatches(canvas, train.context, train.horizon, device)
     objective = Objective(model, batches, train.objective, train.masking)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     total, weight = 0.0, 0
     model.eval()
     for i in range(0, anchors.size, 64):
@@ -83,6 +85,10 @@ def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: Tr
         total += float(loss) * n
         weight += n
     return total / weight if weight else math.nan
+
+
+def _on(model: nn.Module, train: TrainConfig) -> nn.Module:
+    return model.to(resolve_device(train.device))
 
 
 def _lerp(a: nn.Module, b: nn.Module, alpha: float, into: nn.Module) -> nn.Module:
@@ -120,14 +126,15 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
         if anchors.size == 0:
             per_parent[p.name] = dict(NO_WINDOWS)
             continue
-        own = instantiate(p.weights, p.canvas, p.fields_of, config, embeddings)
-        merged_model = instantiate(merged, p.canvas, p.fields_of, config, embeddings)
-        fork_model = instantiate(fork, p.canvas, p.fields_of, config, embeddings)
+        own = _on(instantiate(p.weights, p.canvas, p.fields_of, config, embeddings), train)
+        merged_model = _on(instantiate(merged, p.canvas, p.fields_of, config, embeddings), train)
+        fork_model = _on(instantiate(fork, p.canvas, p.fields_of, config, embeddings), train)
         losses = {name: window_loss(m, p.canvas, anchors, train) for name, m in
                   (("parent", own), ("merged", merged_model), ("fork", fork_model))}
-        ensemble = MeanOfModels([instantiate(q.weights, p.canvas, p.fields_of, None, embeddings) for q in parents])
+        ensemble = MeanOfModels([_on(instantiate(q.weights, p.canvas, p.fields_of, None, embeddings), train)
+                                 for q in parents])
         losses["ensemble"] = window_loss(ensemble, p.canvas, anchors, train)
-        scratch = instantiate(merged, p.canvas, p.fields_of, config, embeddings)
+        scratch = _on(instantiate(merged, p.canvas, p.fields_of, config, embeddings), train)
         path = []
         for alpha in alphas:
             if alpha == 0.0:
@@ -158,10 +165,10 @@ def child_against_parents(child: NodeWeights, parents: Sequence[ParentView], tra
         if anchors.size == 0:
             out[p.name] = dict(NO_WINDOWS)
             continue
-        parent_loss = window_loss(instantiate(p.weights, p.canvas, p.fields_of, config, embeddings), p.canvas,
-                                  anchors, train)
-        child_loss = window_loss(instantiate(child, p.canvas, p.fields_of, config, embeddings), p.canvas, anchors,
-                                 train)
+        parent_model = _on(instantiate(p.weights, p.canvas, p.fields_of, config, embeddings), train)
+        child_model = _on(instantiate(child, p.canvas, p.fields_of, config, embeddings), train)
+        parent_loss = window_loss(parent_model, p.canvas, anchors, train)
+        child_loss = window_loss(child_model, p.canvas, anchors, train)
         out[p.name] = {"val_windows": int(anchors.size), "loss_parent": parent_loss, "loss_child": child_loss,
                        "child_minus_parent": child_loss - parent_loss}
     diffs = [v["child_minus_parent"] for v in out.values() if v.get("val_windows")]

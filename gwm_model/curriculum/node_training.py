@@ -93,7 +93,7 @@ def load_inputs(node: CurriculumNode, canvas: Canvas, hyper, trunk_dir: Path, pa
     declared, given = list(node.parents), [p.name for p in parents]
     if declared != given:
         raise CheckpointError(f"node '{node.name}' declares parents {declared} but was given {given}")
-    trunk = load_node_weights(trunk_dir, "trunk", role=f"trunk of node '{node.name}':")
+    trunk = load_node_weights(trunk_dir, "trunk", role=f"node '{node.name}': trunk")
     _check_compatible(node.name, canvas, trunk, "trunk", Path(trunk_dir), hyper)
     loaded = []
     for p in parents:

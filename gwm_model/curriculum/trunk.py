@@ -29,7 +29,7 @@ from gwm_model.training.batches import WindowBatches, split_anchors
 from gwm_model.training.checkpoint import code_version
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
-from gwm_model.training.trainer import lr_factor, seed_everything
+from gwm_model.training.trainer import lr_factor, resolve_device, seed_everything
 
 SHARED_MODULES = ("encoder", "decoder", "backbone", "timestep")
 
@@ -89,17 +89,21 @@ def train_trunk(inputs: Sequence[TrunkInput], model_config: ModelConfig, train: 
         else:
             active.append((item, model, train_anchors))
     trained_on = [item.name for item, _, _ in active]
+    device = resolve_device(train.device)
+    for m in models:
+        m.to(device)
+    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
     total = int(train.steps or 0) if active else 0
     result = TrunkResult(weights=None, steps=total, trained_on=trained_on, skipped=skipped)  # type: ignore[arg-type]
     val = {item.name: validation_anchors(item.canvas, train) for item, _, _ in active}
     result.val_before = {item.name: window_loss(m, item.canvas, val[item.name], train) for item, m, _ in active}
     if total:
         rng = np.random.default_rng(train.seed)
-        generator = torch.Generator().manual_seed(train.seed)
+        generator = torch.Generator(device=device).manual_seed(train.seed)
         params = list({id(p): p for _, m, _ in active for p in m.parameters() if p.requires_grad}.values())
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, train))
-        batches = [WindowBatches(item.canvas, train.context, train.horizon) for item, _, _ in active]
+        batches = [WindowBatches(item.canvas, train.context, train.horizon, device) for item, _, _ in active]
         objectives = [Objective(m, b, train.objective, train.masking)
                       for (_, m, _), b in zip(active, batches, strict=True)]
         for m in models:
@@ -107,7 +111,8 @@ def train_trunk(inputs: Sequence[TrunkInput], model_config: ModelConfig, train: 
         for step in range(total):
             k = step % len(active)
             chosen = rng.choice(active[k][2], size=min(train.batch_size, active[k][2].size), replace=False)
-            loss, _, _ = objectives[k].loss(batches[k](chosen), generator)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _, _ = objectives[k].loss(batches[k](chosen), generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, train.grad_clip)

@@ -26,7 +26,11 @@ from gwm_model.training.steps import Objective
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"training asks for device '{name}' but torch sees no CUDA GPU here. Fix: use a CPU "
+                         "profile (GWM_PROFILE=cpu) or device: auto")
+    return device
 
 
 def seed_everything(seed: int) -> None:
