@@ -3,13 +3,14 @@ in-process executor, on the canvases of the embedded default, and the merge time
 
 Input: the warehouse and canvases `make run` leaves in ``warehouse/`` (copied to a temporary
 directory, so nothing of the project's own state changes). Each round materializes ``group:training``
-twice with ``dagster asset materialize`` and ``force: true`` (every node retrains): once with
-``multiprocess`` (``max_concurrent`` = the core count, one torch thread per process) and once with
-``in_process`` (torch's default thread count, i.e. every core for the single process), alternating
-which goes first. Wall time is the CLI's, start-up included (the same for both). Merge times come
-from the join nodes' manifests: the merge itself (``merge_ms``) and the merge-quality measures on
-the parents' validation windows (``quality_s``). Rounds: ``GWM_BENCH_DAG_ROUNDS`` (default 1: one
-full DAG takes minutes on two cores); medians over rounds.
+with ``dagster asset materialize`` and ``force: true`` (every node retrains) three ways:
+``multiprocess`` (``max_concurrent`` = the core count, one torch thread per process: the default),
+``multiprocess_all_threads`` (the same with torch's default thread count in every process, to see
+what oversubscribing the cores costs) and ``in_process`` (one process, torch's default thread
+count); the order rotates between rounds. Wall time is the CLI's, start-up included. Merge times
+come from the join nodes' manifests: the merge itself (``merge_ms``) and the merge-quality measures
+on the parents' validation windows (``quality_s``). Rounds: ``GWM_BENCH_DAG_ROUNDS`` (default 1:
+one full DAG takes minutes on two cores); medians over rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 
 from gwm_assets.paths import PACKAGE_ROOT, canvases_dir, warehouse_path
 
-EXECUTORS = {"multiprocess": ({"multiprocess": {"max_concurrent": os.cpu_count() or 2}}, 1),
+MULTI = {"multiprocess": {"max_concurrent": os.cpu_count() or 2}}
+EXECUTORS = {"multiprocess": (MULTI, 1),                    # the default: one torch thread per process
+             "multiprocess_all_threads": (MULTI, 0),        # every process uses torch's default thread count
              "in_process": ({"in_process": {}}, 0)}
 
 
@@ -63,17 +66,19 @@ def run() -> dict[str, object]:
         home.mkdir()
         shutil.copy(PACKAGE_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
         for r in range(rounds):
-            order = list(EXECUTORS) if r % 2 == 0 else list(reversed(EXECUTORS))
+            names = list(EXECUTORS)
+            order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 print(f"bench curriculum: round {r + 1}/{rounds}, {name} ...", flush=True)
                 times[name].append(_materialize(home, warehouse, name))
         manifests = {d.name: json.loads((d / "manifest.json").read_text())
                      for d in (warehouse.parent / "checkpoints").iterdir() if (d / "manifest.json").exists()}
     joins = {n: m["merge"] for n, m in manifests.items() if len(m.get("node", {}).get("parents", [])) > 1}
-    multi, single = (statistics.median(times[n]) for n in ("multiprocess", "in_process"))
+    medians = {n: statistics.median(t) for n, t in times.items()}
     return {
-        "rounds": rounds, "cores": os.cpu_count(), "multiprocess_s": multi, "in_process_s": single,
-        "speedup_multiprocess_vs_in_process": single / multi,
+        "rounds": rounds, "cores": os.cpu_count(), **{f"{n}_s": v for n, v in medians.items()},
+        "speedup_multiprocess_vs_in_process": medians["in_process"] / medians["multiprocess"],
+        "speedup_multiprocess_all_threads_vs_in_process": medians["in_process"] / medians["multiprocess_all_threads"],
         "all_runs_s": times,
         "merge_ms_per_join": {n: 1000 * j["report"]["seconds"] for n, j in joins.items()},
         "merge_quality_s_per_join": {n: (j.get("quality") or {}).get("seconds") for n, j in joins.items()},
