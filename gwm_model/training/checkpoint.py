@@ -10,6 +10,7 @@ the training configuration, metrics and whatever the caller adds (lineage, merge
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -35,13 +36,22 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted or does not fit; the message names the file and the fix."""
 
 
+@functools.cache
 def code_version() -> str:
+    """``<package version>+<hash of the gwm_model sources>``: the code that builds and trains models. A change
+    to it changes every checkpoint's input fingerprint (so nodes retrain); documentation changes do not."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("gwm")
+        package = version("gwm")
     except PackageNotFoundError:
-        return "unknown"
+        package = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{package}+{digest.hexdigest()[:12]}"
 
 
 def file_sha256(path: Path) -> str:
