@@ -129,14 +129,10 @@ def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: 
     model = build_world_model(canvas, fields_of, hyper.model, embeddings=embeddings)
     quality = None
     views = [ParentView(p.name, w, p.canvas, p.fields_of) for p, w in zip(parents, parent_weights, strict=True)]
-    if not parents:
-        report = MergeReport(method="fork", parents=["trunk"], used=["trunk"], copied=list(trunk.shared))
-        start_child(model, trunk, report)
-        report.fields_copied = len(model.plan.fields) - report.fields_fresh
-    elif len(parents) == 1:
-        report = MergeReport(method="copy", parents=[parents[0].name], used=[parents[0].name],
-                             copied=list(parent_weights[0].shared))
-        start_child(model, parent_weights[0], report)
+    if len(parents) <= 1:  # fork from the trunk, or start from the one parent
+        source, method = (parent_weights[0], "copy") if parents else (trunk, "fork")
+        report = MergeReport(method=method, parents=[source.name], used=[source.name], copied=list(source.shared))
+        start_child(model, source, report)
         report.fields_copied = len(model.plan.fields) - report.fields_fresh
     else:
         merged, report = merge_parents(parent_weights, hyper.merge.method, base=trunk,

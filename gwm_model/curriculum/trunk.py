@@ -43,7 +43,6 @@ class TrunkInput:
 
 @dataclass
 class TrunkResult:
-    weights: NodeWeights
     steps: int
     trained_on: list[str]
     skipped: dict[str, str]
@@ -51,6 +50,7 @@ class TrunkResult:
     val_before: dict[str, float] = field(default_factory=dict)
     val_after: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    weights: NodeWeights | None = None  # set when training ends
 
     def to_dict(self) -> dict[str, object]:
         return {"steps": self.steps, "trained_on": self.trained_on, "skipped": self.skipped, "losses": self.losses,
@@ -94,7 +94,7 @@ def train_trunk(inputs: Sequence[TrunkInput], model_config: ModelConfig, train: 
         m.to(device)
     bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
     total = int(train.steps or 0) if active else 0
-    result = TrunkResult(weights=None, steps=total, trained_on=trained_on, skipped=skipped)  # type: ignore[arg-type]
+    result = TrunkResult(steps=total, trained_on=trained_on, skipped=skipped)
     val = {item.name: validation_anchors(item.canvas, train) for item, _, _ in active}
     result.val_before = {item.name: window_loss(m, item.canvas, val[item.name], train) for item, m, _ in active}
     if total:
