@@ -9,6 +9,7 @@ import base64
 
 import dagster as dg
 
+from gwm_assets.automation_conditions import FOLLOW_CHECKED
 from gwm_assets.canvas_build import build_node_canvas, presence_png, record_canvas
 from gwm_assets.observation_assets import observations
 from gwm_assets.paths import canvases_dir, curriculum_path
@@ -25,6 +26,7 @@ def canvas_key(node: str) -> dg.AssetKey:
 def _canvas_asset(node: CurriculumNode) -> dg.AssetsDefinition:
     @dg.asset(key=canvas_key(node.name), group_name="canvases", deps=[observations], pool="duckdb_write",
               kinds={"numpy", "safetensors"}, tags={"tier": str(node.tier)},
+              automation_condition=FOLLOW_CHECKED,
               description=f"Canvas of curriculum node `{node.name}` (tier {node.tier}): {node.description}. "
                           f"Includes {', '.join(node.include)}; {node.canvas.frequency} steps.")
     def canvas(context: dg.AssetExecutionContext, warehouse: WarehouseResource,

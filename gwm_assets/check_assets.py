@@ -5,31 +5,29 @@
 - ``observations``: its suite (``gwm_assets/warehouse/expectations/observations.yaml``) guards
   correctness: a failing blocking expectation stops the canvases downstream in the same run. A
   separate warning lists what the latest builds hold in quarantine, by check and series.
-- Freshness per source warns when a live source has not refreshed within its release cadence.
+- Freshness per source warns when a live source has not refreshed within its release cadence
+  (``gwm_assets/sources/freshness.py``; the ``stale_sources`` sensor reports the same between runs).
 
 Checks read the warehouse read-only (waiting while a writer holds it) and import GX lazily.
 """
 
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from gwm_assets.automation_conditions import FOLLOW_UPSTREAM
 from gwm_assets.checks.gx_runner import ExpectationOutcome, read_frame, validate
 from gwm_assets.checks.suite import Suite, load_suite
 from gwm_assets.observation_assets import observations
 from gwm_assets.resources import SourceSettings, WarehouseResource
 from gwm_assets.source_assets import raw_earnings, raw_fred, raw_news, raw_pmi, raw_tabular, raw_yahoo
-from gwm_assets.sources.refresh import RAW_SPECS, WATERMARKS, utcnow
+from gwm_assets.sources.freshness import CADENCE_DAYS, LIVE_SETTING, SourceFreshness, read_freshness
+from gwm_assets.sources.refresh import RAW_SPECS, utcnow
 from gwm_assets.warehouse.validation import observations_suite
 
 RAW_SUITE_DIR = Path(__file__).parent / "sources" / "expectations"
 RAW_ASSETS = {"fred": raw_fred, "yahoo": raw_yahoo, "pmi": raw_pmi, "earnings": raw_earnings, "news": raw_news,
               "tabular": raw_tabular}
-# how often each live source publishes something new (days), for the freshness warning; tabular has no cadence
-CADENCE_DAYS = {"fred": 3, "yahoo": 4, "pmi": 35, "earnings": 100, "news": 1}
-LIVE_SETTING = {"fred": "GWM_LIVE=1 and FRED_API_KEY", "yahoo": "GWM_LIVE=1", "pmi": "GWM_LIVE=1",
-                "earnings": "GWM_LIVE=1 and a SEC user agent", "news": "GWM_LIVE=1"}
 RAW_SUITES: dict[str, Suite] = {source: load_suite(RAW_SUITE_DIR / f"{RAW_SPECS[source].name}.yaml")
                                 for source in RAW_ASSETS}
 
@@ -51,10 +49,11 @@ def _result(asset_key: dg.AssetKey, outcome: ExpectationOutcome, severity: dg.As
                                severity=severity, metadata=metadata, description=outcome.summary())
 
 
-RAW_SPECS_CHECKS = [dg.AssetCheckSpec(e.name, asset=asset, description=e.description)
+RAW_SPECS_CHECKS = [dg.AssetCheckSpec(e.name, asset=asset, description=e.description,
+                                      automation_condition=FOLLOW_UPSTREAM)
                     for source, asset in RAW_ASSETS.items() for e in RAW_SUITES[source].expectations]
 FRESHNESS_SPECS = [dg.AssetCheckSpec("freshness", asset=RAW_ASSETS[s], description=f"{s} refreshed within "
-                                     f"{days} days when live") for s, days in CADENCE_DAYS.items()]
+                                     f"{days} days when live ({LIVE_SETTING[s]})") for s, days in CADENCE_DAYS.items()]
 
 
 @dg.multi_asset_check(specs=RAW_SPECS_CHECKS, can_subset=True, name="raw_source_expectations",
@@ -70,7 +69,7 @@ def raw_source_expectations(context: dg.AssetCheckExecutionContext, warehouse: W
             continue
         with warehouse.connect(read_only=True) as conn:
             exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-                                  "AND table_type = 'BASE TABLE'", [suite.name]).fetchone()[0]
+                                  "AND table_type IN ('BASE TABLE', 'VIEW')", [suite.name]).fetchone()[0]
             frame = read_frame(conn, suite, now) if exists else None
         if frame is None:
             for name in sorted(wanted):
@@ -88,42 +87,24 @@ def raw_source_expectations(context: dg.AssetCheckExecutionContext, warehouse: W
                       description="Warns when a live source has not refreshed within its release cadence.")
 def source_freshness(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                      settings: SourceSettings):
-    now = utcnow()
+    wanted = [s for s in CADENCE_DAYS if dg.AssetCheckKey(RAW_ASSETS[s].key, "freshness")
+              in context.selected_asset_check_keys]
     with warehouse.connect(read_only=True) as conn:
-        logged = {r[0]: r[1:] for r in conn.execute("""
-            SELECT source, max(finished_at) FILTER (status IN ('ok', 'partial')), arg_max(status, finished_at),
-                   arg_max(message, finished_at)
-            FROM refresh_log GROUP BY source""").fetchall()}
-        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        last_data = {}
-        for source in CADENCE_DAYS:
-            spec, (_, column) = RAW_SPECS[source], WATERMARKS[source]
-            if spec.name in tables:
-                last_data[source] = conn.execute(f'SELECT max("{column}") FROM {spec.name}').fetchone()[0]
-    for source, days in CADENCE_DAYS.items():
-        key = dg.AssetCheckKey(RAW_ASSETS[source].key, "freshness")
-        if key not in context.selected_asset_check_keys:
-            continue
-        last_ok, last_status, last_message = logged.get(source, (None, None, None))
-        meta = {"last_successful_refresh": str(last_ok or "never"), "last_status": str(last_status or "never run"),
-                "latest_data_point": str(last_data.get(source) or "none"), "cadence_days": days}
-        if not settings.live:
-            passed = True
-            held = (f"history comes from the embedded default, latest data point {meta['latest_data_point']}"
-                    if last_data.get(source) else "the embedded default has no real history for it")
-            text = f"{source}: live refresh is off ({LIVE_SETTING[source]} turns it on); {held}"
-        else:
-            passed = last_ok is not None and now - last_ok <= timedelta(days=days)
-            text = (f"{source}: last successful refresh {meta['last_successful_refresh']} "
-                    f"({'within' if passed else 'older than'} its {days}-day cadence)"
-                    + (f"; last run {last_status}: {last_message}" if last_status not in ("ok", None) else ""))
-        yield dg.AssetCheckResult(asset_key=key.asset_key, check_name="freshness", passed=passed,
-                                  severity=dg.AssetCheckSeverity.WARN, description=text,
-                                  metadata={**meta, "summary": text})
+        standing = read_freshness(conn, settings, utcnow(), wanted)
+    for item in standing:
+        yield dg.AssetCheckResult(**freshness_outcome(item))
+
+
+def freshness_outcome(item: SourceFreshness) -> dict:
+    """The ``freshness`` check outcome of one source, as keyword arguments of ``AssetCheckResult`` (in runs)
+    and ``AssetCheckEvaluation`` (reported between runs by the ``stale_sources`` sensor)."""
+    return {"asset_key": RAW_ASSETS[item.source].key, "check_name": "freshness", "passed": item.passed,
+            "severity": dg.AssetCheckSeverity.WARN, "description": item.summary, "metadata": item.metadata()}
 
 
 OBS_SUITE = observations_suite()
-OBS_SPECS = [dg.AssetCheckSpec(e.name, asset=observations, blocking=e.blocking, description=e.description)
+OBS_SPECS = [dg.AssetCheckSpec(e.name, asset=observations, blocking=e.blocking, description=e.description,
+                               automation_condition=FOLLOW_UPSTREAM)
              for e in OBS_SUITE.expectations]
 
 
@@ -140,9 +121,9 @@ def observations_expectations(context: dg.AssetCheckExecutionContext, warehouse:
             yield _result(observations.key, outcome, severity)
 
 
-@dg.asset_check(asset=observations, name="quarantine_empty", description="Warns while input rows are held in "
-                "quarantine (rejected by a source's parser or by the observations build), naming the check, the "
-                "series and the count.")
+@dg.asset_check(asset=observations, name="quarantine_empty", automation_condition=FOLLOW_UPSTREAM,
+                description="Warns while input rows are held in quarantine (rejected by a source's parser or by "
+                            "the observations build), naming the check, the series and the count.")
 def quarantine_empty(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as conn:
         held = conn.execute("""

@@ -1,7 +1,9 @@
-"""The ``gwm`` command line: ``gwm sql "<query>"``, ``gwm fields [PREFIX]`` and ``gwm coverage [PREFIX]``.
+"""The ``gwm`` command line: ``gwm sql "<query>"``, ``gwm fields [PREFIX]``, ``gwm coverage [PREFIX]`` and
+``gwm warehouse export DIR``.
 
 Imports no Dagster, so it starts fast. ``gwm sql`` opens the warehouse read-only; while a
-materialization holds the file it waits and retries instead of failing.
+materialization holds the file it waits and retries instead of failing. With ``--parquet DIR`` (or
+``GWM_WAREHOUSE_PARQUET``) ``gwm sql`` and ``gwm coverage`` read the Parquet export instead of the file.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Sequence
 
 import duckdb
 
-from gwm_assets.paths import schema_path, warehouse_path
+from gwm_assets.paths import schema_path, warehouse_parquet_dir, warehouse_path
 from gwm_assets.warehouse.connection import WarehouseBusy, WarehouseMissing, open_warehouse
 from gwm_assets.warehouse.coverage import text_heatmap
+from gwm_assets.warehouse.parquet import ParquetExportError, export_warehouse
 from gwm_model.schema import SchemaError, default_world
 
 
@@ -47,7 +50,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
                   f"(up to {args.timeout:.0f} s)...", file=sys.stderr)
             waiting.told = True
 
-    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout, on_wait=waiting) as conn:
+    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout, on_wait=waiting,
+                        parquet_dir=args.parquet or None) as conn:
         try:
             rel = conn.sql(args.query)
         except duckdb.Error as exc:
@@ -81,7 +85,8 @@ def cmd_fields(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout) as conn:
+    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout,
+                        parquet_dir=args.parquet or None) as conn:
         views = {r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
         if "field_coverage" not in views:
             print("gwm coverage: the coverage views do not exist yet. Fix: run `make run` (or materialize the "
@@ -111,6 +116,24 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_warehouse(args.warehouse, read_only=True, timeout_s=args.timeout) as conn:
+        report = export_warehouse(conn, args.directory)
+    rows = [(t, e["rows"], e["version"], "written" if t in report.written else "unchanged", e["path"])
+            for t, e in report.tables.items()]
+    print(format_table(("table", "rows", "version", "status", "path"), rows))
+    dropped = f"; dropped {', '.join(report.dropped)}" if report.dropped else ""
+    print(f"({len(rows)} tables in {report.directory}: {len(report.written)} written, {len(report.kept)} unchanged"
+          f"{dropped}{'' if report.changed else '; manifest unchanged'})")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from gwm_assets.ui_launcher import launch
+
+    return launch(args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gwm", description="gwm: world-model feature store")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to wait while a materialization holds the file (default: %(default)s)")
     sql.add_argument("--max-rows", type=int, default=200, help="rows to print (default: %(default)s)")
     sql.add_argument("--max-width", type=int, default=80, help="cut cells longer than this")
+    sql.add_argument("--parquet", default=str(warehouse_parquet_dir() or ""),
+                     help="read this Parquet export instead of the file (default: GWM_WAREHOUSE_PARQUET)")
     sql.set_defaults(func=cmd_sql)
 
     flds = sub.add_parser("fields", help="list world fields (optionally under a path prefix)")
@@ -137,7 +162,24 @@ def build_parser() -> argparse.ArgumentParser:
     cov.add_argument("prefix", nargs="?", help="path prefix, e.g. financial.yield_curves")
     cov.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
     cov.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a running materialization")
+    cov.add_argument("--parquet", default=str(warehouse_parquet_dir() or ""),
+                     help="read this Parquet export instead of the file (default: GWM_WAREHOUSE_PARQUET)")
     cov.set_defaults(func=cmd_coverage)
+
+    wh = sub.add_parser("warehouse", help="the warehouse as Parquet files")
+    actions = wh.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="write every table as Parquet under DIR: only changed tables, "
+                                               "atomically (readers see the old export or the new one)")
+    export.add_argument("directory", help="export directory, e.g. warehouse/parquet")
+    export.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
+    export.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a running materialization")
+    export.set_defaults(func=cmd_export)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI (webserver and daemon) on gwm after checking the port, "
+                                   "DAGSTER_HOME and the curriculum")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    ui.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 
@@ -145,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SchemaError, WarehouseMissing, WarehouseBusy) as exc:
+    except (SchemaError, WarehouseMissing, WarehouseBusy, ParquetExportError) as exc:
         print(f"gwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `gwm fields | head`

@@ -4,6 +4,7 @@ import base64
 
 import dagster as dg
 
+from gwm_assets.automation_conditions import FOLLOW_CHECKED
 from gwm_assets.observation_assets import observations
 from gwm_assets.paths import warehouse_path
 from gwm_assets.resources import WarehouseResource
@@ -13,6 +14,7 @@ from gwm_assets.warehouse.coverage import create_coverage_views, render_heatmap_
 
 
 @dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
+          automation_condition=FOLLOW_CHECKED,
           description="Views `field_coverage` (per field: layer, sources, n_obs, first/last date, declared vs "
                       "observed period, staleness, share of the time axis) and `layer_coverage` (per top-level "
                       "layer: fields with data / all fields), and a coverage heatmap (layers and fields x years).")

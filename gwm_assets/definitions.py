@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gwm_assets.automation import JOBS, SCHEDULES, SENSORS
 from gwm_assets.canvas_assets import CANVAS_ASSETS
 from gwm_assets.check_assets import CHECKS
 from gwm_assets.coverage_assets import coverage
+from gwm_assets.deployment import executor_from_env
 from gwm_assets.observation_assets import observations, source_series
 from gwm_assets.resources import SourceSettings, TrainingResource, WarehouseResource, WorldSchemaResource
 from gwm_assets.source_assets import SOURCE_ASSETS
@@ -22,4 +24,6 @@ RESOURCES = {
     "training": TrainingResource(),
 }
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=RESOURCES)
+defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=RESOURCES,
+                      executor=executor_from_env(),  # GWM_EXECUTOR: multiprocess (default) or k8s
+                      jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS)  # gwm_assets/automation.py

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from gwm_assets.automation_conditions import FOLLOW_UPSTREAM
 from gwm_assets.checks.ranges import load_ranges, write_field_ranges
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
 from gwm_assets.source_assets import SOURCE_ASSETS
@@ -12,7 +13,9 @@ from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.observations import build_observations, observations_by_field, write_source_series
 from gwm_assets.world_fields import fields
 
-WAREHOUSE = {"group_name": "warehouse", "pool": "duckdb_write", "kinds": {"duckdb"}}
+# both follow their parents by themselves (see gwm_assets/automation_conditions.py)
+WAREHOUSE = {"group_name": "warehouse", "pool": "duckdb_write", "kinds": {"duckdb"},
+             "automation_condition": FOLLOW_UPSTREAM}
 
 
 @dg.asset(**WAREHOUSE, deps=[fields], description="The mapping catalog (source, key -> field path, transform, "

@@ -19,6 +19,12 @@ def warehouse_path() -> Path:
     return Path(env).resolve() if env else project_root() / "warehouse" / "gwm.duckdb"
 
 
+def warehouse_parquet_dir() -> Path | None:
+    """``GWM_WAREHOUSE_PARQUET``: the Parquet export readers use and writers publish to; None = the file only."""
+    env = os.environ.get("GWM_WAREHOUSE_PARQUET")
+    return Path(env).resolve() if env else None
+
+
 def schema_path() -> Path | None:
     """A world schema file given by ``GWM_SCHEMA``; None means the packaged ``world.yaml``."""
     env = os.environ.get("GWM_SCHEMA")

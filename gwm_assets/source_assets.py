@@ -89,7 +89,7 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
         reason = "FRED_API_KEY is not set: live FRED refresh skipped; raw_fred holds the embedded history"
         context.log.warning(reason)
         return _result(context, warehouse, record_skip(warehouse.connect, "fred", context.run.run_id, reason))
-    client = fred.FredClient(api_key=settings.fred_api_key)
+    client = fred.FredClient(api_key=settings.fred_api_key, root_url=settings.fred_api_url)
 
     def fetch_one(series_id: str, last: date | None) -> FetchResult:
         return client.fetch([series_id], since={series_id: last}, revision_days=settings.fred_revision_days)

@@ -9,6 +9,10 @@ Each asset fingerprints its inputs (canvas data version, parents' and trunk's we
 resolved hyperparameters, the code version). When the checkpoint on disk has the same fingerprint
 it is kept without training, and the asset's data version (the weights' hash) is unchanged, so a
 refresh that changes one node's data retrains that node and its descendants only.
+
+With ``TrainingResource.ddp_processes`` > 0 a node trains on that many GPUs: the asset runs
+``torchrun ... -m gwm_assets.train_node_ddp`` (:mod:`gwm_assets.node_run`), which writes the same
+checkpoint the in-process path writes, and then reads it.
 """
 
 import json
@@ -19,29 +23,30 @@ import torch
 
 from gwm_assets.canvas_assets import CURRICULUM, canvas_key
 from gwm_assets.checkpoint_table import record_checkpoint
+from gwm_assets.deployment import training_step_tags
+from gwm_assets.node_run import (
+    TRUNK,
+    DDPLaunchError,
+    NodeJob,
+    load_canvas,
+    prepare_node,
+    run_torchrun,
+    torchrun_command,
+    train_job,
+)
 from gwm_assets.paths import canvases_dir
 from gwm_assets.resources import TrainingResource, WarehouseResource, WorldSchemaResource
 from gwm_assets.sources.refresh import utcnow
 from gwm_assets.training_plots import loss_curve_png, markdown_image
-from gwm_model.canvas import Canvas
 from gwm_model.curriculum import Curriculum, CurriculumError, CurriculumNode
-from gwm_model.curriculum.fingerprint import node_fingerprint, stored_manifest, trunk_fingerprint, weights_hash
-from gwm_model.curriculum.node_training import ParentInput, train_node
+from gwm_model.curriculum.fingerprint import stored_manifest, trunk_fingerprint
 from gwm_model.curriculum.trunk import TrunkInput, save_trunk, train_trunk
 from gwm_model.nn.field_text import FieldEmbeddings
-from gwm_model.training.loggers import CallbackLogger, JsonlLogger
-
-TRUNK = "trunk"
+from gwm_model.training.loggers import CallbackLogger
 
 
 def train_key(node: str) -> dg.AssetKey:
     return dg.AssetKey(["train", node])
-
-
-def _canvas(directory: Path, node: str) -> Canvas:
-    if not (directory / node).exists():
-        raise CurriculumError(f"train/{node}: no canvas at {directory / node}. Fix: materialize canvas/{node} first")
-    return Canvas.load(directory / node)
 
 
 def _progress(context: dg.AssetExecutionContext, label: str) -> CallbackLogger:
@@ -73,7 +78,7 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
     roots = [n for n in curriculum.order() if not curriculum[n].parents]  # the roots fork from the trunk
 
     @dg.asset(key=train_key(TRUNK), group_name="training", deps=[canvas_key(n) for n in roots],
-              kinds={"pytorch", "safetensors"}, tags={"tier": "trunk"},
+              kinds={"pytorch", "safetensors"}, tags={"tier": "trunk"}, op_tags=training_step_tags(),
               description="The shared origin of every curriculum node: one model trained briefly on all tier-0 "
                           "canvases in turn (weights average only between models that share an origin).")
     def trunk(context: dg.AssetExecutionContext, world: WorldSchemaResource, warehouse: WarehouseResource,
@@ -83,7 +88,7 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
         hyper = curriculum.trunk_hyperparameters(profile)
         schema = world.load()
         root, out = canvases_dir(warehouse.path), Path(training.checkpoints_path) / TRUNK
-        inputs = [TrunkInput(n, _canvas(root, n), curriculum[n].projection(schema)) for n in roots]
+        inputs = [TrunkInput(n, load_canvas(root, n), curriculum[n].projection(schema)) for n in roots]
         inputs_fp = trunk_fingerprint([i.name for i in inputs], hyper.to_dict(),
                                       inputs[0].canvas.schema_hash)
         stored = stored_manifest(out)
@@ -129,7 +134,7 @@ def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefini
     upstream = [train_key(p) for p in node.parents] or [train_key(TRUNK)]
 
     @dg.asset(key=train_key(node.name), group_name="training", deps=[canvas_key(node.name), *upstream],
-              kinds={"pytorch", "safetensors"}, tags={"tier": str(node.tier)},
+              kinds={"pytorch", "safetensors"}, tags={"tier": str(node.tier)}, op_tags=training_step_tags(),
               description=f"Checkpoint of curriculum node `{node.name}` (tier {node.tier}): {node.description}. "
                           + (f"Merges {', '.join(node.parents)}." if len(node.parents) > 1 else
                              f"Starts from {node.parents[0]}." if node.parents else "Forks from the trunk."))
@@ -137,24 +142,17 @@ def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefini
               training: TrainingResource) -> dg.MaterializeResult:
         _threads(training)
         profile = training.chosen_profile(curriculum.default_profile)
-        hyper = curriculum.hyperparameters(node.name, profile)
-        schema = world.load()
-        root, ckpts = canvases_dir(warehouse.path), Path(training.checkpoints_path)
-        canvas = _canvas(root, node.name)
-        parents = [ParentInput(p, ckpts / p, _canvas(root, p), curriculum[p].projection(schema)) for p in node.parents]
-        inputs_fp = node_fingerprint(canvas.data_version, hyper.to_dict(), weights_hash(ckpts, TRUNK, node.name),
-                                     {p: weights_hash(ckpts, p, node.name) for p in node.parents})
-        out = ckpts / node.name
-        stored = stored_manifest(out)
-        kept = bool(stored and stored.get("inputs_fingerprint") == inputs_fp and not training.force)
+        job = prepare_node(curriculum, node.name, world.load(), canvases_dir(warehouse.path),
+                           Path(training.checkpoints_path), profile)
+        out, stored = job.out, job.stored()
+        kept = job.current() and not training.force
+        label = f"train/{node.name} ({profile})"
         if kept:
-            context.log.info(f"{node.name}: inputs unchanged (fingerprint {inputs_fp}); kept {out}")
+            context.log.info(f"{node.name}: inputs unchanged (fingerprint {job.fingerprint}); kept {out}")
+        elif training.ddp_processes > 0:
+            stored = _train_ddp(context, curriculum, job, training, warehouse, world, label)
         else:
-            label = f"train/{node.name} ({profile})"
-            result = train_node(node, canvas, node.projection(schema), hyper, out, ckpts / TRUNK, parents,
-                                embeddings=FieldEmbeddings(canvas.schema_hash),
-                                loggers=[_progress(context, label), JsonlLogger(out / "metrics.jsonl")],
-                                log=context.log.info, extra_manifest={"inputs_fingerprint": inputs_fp})
+            result = train_job(job, loggers=[_progress(context, label)], log=context.log.info)
             context.log.info(f"{label}: {result.merge_report.summary()}")
             context.log.info(f"{label}: {result.steps} steps in {result.seconds:.1f} s; metrics {result.metrics}"
                              + (f"; {result.note}" if result.note else ""))
@@ -165,6 +163,27 @@ def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefini
                                     data_version=dg.DataVersion(stored["weights_sha256"][:16]))
 
     return train
+
+
+def _train_ddp(context: dg.AssetExecutionContext, curriculum: Curriculum, job: NodeJob, training: TrainingResource,
+               warehouse: WarehouseResource, world: WorldSchemaResource, label: str) -> dict:
+    """Train the node under ``torchrun`` (``training.ddp_processes`` processes) and return the manifest it wrote."""
+    if not Path(curriculum.path).is_file():
+        raise CurriculumError(f"{label}: DDP training runs the curriculum from its file, but this curriculum was not "
+                              f"read from one ({curriculum.path}). Fix: load it from a file or set ddp_processes: 0")
+    n = training.ddp_processes
+    command = torchrun_command(job.node.name, n, curriculum=Path(curriculum.path), profile=job.profile,
+                               warehouse=warehouse.path, checkpoints=training.checkpoints_path,
+                               schema=world.schema_path, threads=training.torch_threads)
+    context.log.info(f"{label}: training with torch DDP on {n} processes: {' '.join(command)}")
+    run_torchrun(command, job.node.name, n, log=context.log.info)
+    stored = job.stored()
+    if not stored or stored.get("inputs_fingerprint") != job.fingerprint:
+        raise DDPLaunchError(f"{label}: torchrun exited cleanly but {job.out} holds no checkpoint with fingerprint "
+                             f"{job.fingerprint}. Fix: run the command above by hand and read its output")
+    context.log.info(f"{label}: {stored.get('steps')} steps on {n} processes in {stored.get('seconds', 0):.1f} s; "
+                     f"metrics {stored.get('metrics')}")
+    return stored
 
 
 def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) -> dict:

@@ -23,6 +23,8 @@ class SourceSettings(dg.ConfigurableResource):
                        description="fetch Yahoo, PMI, EDGAR and news over the network")
     fred_api_key: str = Field(default_factory=lambda: os.environ.get("FRED_API_KEY", ""),
                               description="FRED API key (https://fred.stlouisfed.org/docs/api/api_key.html)")
+    fred_api_url: str = Field(default_factory=lambda: os.environ.get("FRED_API_URL", "https://api.stlouisfed.org/fred"),
+                              description="root of the FRED API (a mirror or proxy may stand in)")
     fred_revision_days: int = Field(default=90, description="days before the watermark that FRED re-fetches")
     yahoo_revision_days: int = Field(default=5, description="days before the watermark that Yahoo re-fetches")
     pmi_revision_days: int = Field(default=62, description="days before the watermark that PMI re-fetches")

@@ -1,4 +1,5 @@
-"""Training settings of a run: which profile, where checkpoints go, how many CPU threads a trainer uses."""
+"""Training settings of a run: which profile, where checkpoints go, how many CPU threads a trainer uses, and
+whether a node trains on several GPUs (torch DDP under torchrun)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ class TrainingResource(dg.ConfigurableResource):
     torch_threads: int = Field(default=1, description="CPU threads per training process (1: the multiprocess "
                                "executor runs one trainer per core without oversubscribing them); 0 = torch's default")
     force: bool = Field(default=False, description="retrain even when a checkpoint with the same inputs exists")
+    ddp_processes: int = Field(default_factory=lambda: int(os.environ.get("GWM_DDP_PROCESSES") or 0),
+                               description="> 0: each train/<node> asset runs `torchrun --standalone "
+                               "--nproc_per_node=N -m gwm_assets.train_node_ddp` (one process per GPU, torch DDP) "
+                               "instead of training in-process; 0 = GWM_DDP_PROCESSES or in-process. The trunk "
+                               "always trains in-process")
 
     def chosen_profile(self, default: str) -> str:
         return self.profile or default

@@ -1,4 +1,8 @@
-"""The DuckDB warehouse as a Dagster resource: short-lived connections that wait for the lock."""
+"""The DuckDB warehouse as a Dagster resource: short-lived connections that wait for the lock.
+
+With ``parquet_dir`` (``GWM_WAREHOUSE_PARQUET``, for a cluster where every step runs in its own pod),
+read-only connections read the Parquet export instead of the file, and writers publish to it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from gwm_assets.paths import warehouse_path
+from gwm_assets.paths import warehouse_parquet_dir, warehouse_path
 from gwm_assets.warehouse.connection import open_warehouse
 
 
@@ -19,6 +23,9 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str = Field(default_factory=lambda: str(warehouse_path()),
                       description="DuckDB file of the warehouse")
     lock_timeout_s: float = Field(default=300.0, description="how long to wait for another writer")
+    parquet_dir: str = Field(default_factory=lambda: str(warehouse_parquet_dir() or ""),
+                             description="Parquet export that readers read and writers publish to; empty = the "
+                                         "DuckDB file only")
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -31,6 +38,11 @@ class WarehouseResource(dg.ConfigurableResource):
                 log.info(f"warehouse {self.path} is locked by another process; waiting ({exc})")
                 told = True
 
-        with open_warehouse(self.path, read_only=read_only, timeout_s=self.lock_timeout_s,
-                            on_wait=waiting) as conn:
+        def published(report) -> None:
+            if report.changed:
+                log.info(f"warehouse published to {report.directory}: {len(report.written)} tables written "
+                         f"({', '.join(report.written) or 'none'}), {len(report.kept)} unchanged")
+
+        with open_warehouse(self.path, read_only=read_only, timeout_s=self.lock_timeout_s, on_wait=waiting,
+                            parquet_dir=self.parquet_dir or None, on_publish=published) as conn:
             yield conn

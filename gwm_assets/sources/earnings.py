@@ -15,6 +15,10 @@ What lands in ``raw_earnings``:
   which bridges renames such as SalesRevenueNet -> RevenueFromContractWithCustomerExcludingAssessedTax.
 * ``since`` is a watermark on the filing date: facts filed before it are skipped.
 
+New filings: :meth:`EdgarClient.recent_filings` reads ``/submissions/CIK##########.json`` (the
+company's filing index), which the ``edgar_filings`` sensor polls to start a refresh when a 10-Q/10-K
+is out.
+
 Natural key, :data:`KEY_COLUMNS` = (ticker, metric, period_end, accession). The accession number names
 one filing and never changes, so re-fetching the same filing lands on the same keys (idempotent), while a
 10-K/A restating a value carries a new accession and becomes a new row beside the original (the vintage
@@ -31,6 +35,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
@@ -192,6 +197,37 @@ def to_table(rows: Sequence[Mapping]) -> pa.Table:
     return pa.Table.from_pylist(list(ordered), schema=ARROW_SCHEMA)
 
 
+@dataclass(frozen=True)
+class Filing:
+    """One filing listed by the submissions endpoint."""
+
+    ticker: str
+    cik: int
+    accession: str
+    form: str
+    filed: date
+    report_date: date | None
+
+
+def parse_recent_filings(recent: Mapping, ticker: str, cik: int, forms: frozenset[str] = FORMS) -> list[Filing]:
+    """``filings.recent`` of a submissions document (parallel arrays, newest first) -> the filings of
+    ``forms``, newest first; entries without an accession number or a valid filing date are skipped."""
+    def column(name: str) -> list:
+        values = recent.get(name)
+        return values if isinstance(values, list) else []
+
+    accessions, kinds, filed_on, reported = (column(n) for n in ("accessionNumber", "form", "filingDate",
+                                                                  "reportDate"))
+    out = []
+    for i, accession in enumerate(accessions):
+        form = kinds[i] if i < len(kinds) else None
+        filed = _date(filed_on[i]) if i < len(filed_on) else None
+        if form not in forms or not isinstance(accession, str) or not accession or filed is None:
+            continue
+        out.append(Filing(ticker, cik, accession, form, filed, _date(reported[i]) if i < len(reported) else None))
+    return sorted(out, key=lambda f: (f.filed, f.accession), reverse=True)
+
+
 class EdgarClient:
     """Fetches companyfacts per company, politely (User-Agent, at most one request per ``min_interval_s``)."""
 
@@ -211,9 +247,8 @@ class EdgarClient:
                 time.sleep(wait)
         self._last_request = time.monotonic()
 
-    def company_facts(self, ticker: str, cik: int) -> dict:
-        """The raw companyfacts JSON for one company; SourceError on any HTTP or format problem."""
-        url = f"{self.base_url}/api/xbrl/companyfacts/CIK{cik:010d}.json"
+    def _get_json(self, url: str, ticker: str, cik: int) -> object:
+        """GET one data.sec.gov document politely; SourceError on any HTTP or format problem."""
         hint = f"SEC needs a User-Agent with contact (set SEC_USER_AGENT; sent {self.user_agent!r})"
         self._throttle()
         try:
@@ -225,12 +260,27 @@ class EdgarClient:
             extra = f"; is CIK {cik} right for {ticker}?" if resp.status_code == 404 else ""
             raise SourceError(SOURCE, f"HTTP {resp.status_code} from {url}. Hint: {hint}{extra}", series=ticker)
         try:
-            payload = resp.json()
+            return resp.json()
         except ValueError as exc:
             raise SourceError(SOURCE, f"{url} did not return JSON. Hint: {hint}", series=ticker) from exc
+
+    def company_facts(self, ticker: str, cik: int) -> dict:
+        """The raw companyfacts JSON for one company; SourceError on any HTTP or format problem."""
+        url = f"{self.base_url}/api/xbrl/companyfacts/CIK{cik:010d}.json"
+        payload = self._get_json(url, ticker, cik)
         if not isinstance(payload, dict) or not isinstance(payload.get("facts"), dict):
             raise SourceError(SOURCE, f"{url} returned no 'facts' object", series=ticker)
         return payload
+
+    def recent_filings(self, ticker: str, cik: int, forms: frozenset[str] = FORMS) -> list[Filing]:
+        """The company's recent filings of ``forms`` (newest first) from the submissions endpoint
+        ``/submissions/CIK##########.json``: cheap to poll, it says when a new 10-Q/10-K is out."""
+        url = f"{self.base_url}/submissions/CIK{cik:010d}.json"
+        payload = self._get_json(url, ticker, cik)
+        recent = (payload.get("filings") or {}).get("recent") if isinstance(payload, dict) else None
+        if not isinstance(recent, dict):
+            raise SourceError(SOURCE, f"{url} returned no 'filings.recent' object", series=ticker)
+        return parse_recent_filings(recent, ticker, cik, forms)
 
     def fetch(self, tickers: Sequence[str] = tuple(FIRMS), since: date | None = None, *,
               ciks: Mapping[str, int] | None = None) -> FetchResult:

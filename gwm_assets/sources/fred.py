@@ -42,7 +42,7 @@ def _day(text: str | None) -> date | None:
 class FredClient:
     """Fetches observations and vintages of FRED series with a ``fredapi.Fred`` (injectable)."""
 
-    def __init__(self, api_key: str | None = None, fred=None):
+    def __init__(self, api_key: str | None = None, fred=None, root_url: str | None = None):
         if fred is None:
             api_key = api_key or os.environ.get("FRED_API_KEY")
             if not api_key:
@@ -51,6 +51,8 @@ class FredClient:
             import fredapi
 
             fred = fredapi.Fred(api_key=api_key)
+        if root_url:  # a mirror or a proxy of the FRED API (and the tutorial test's local fake)
+            fred.root_url = root_url.rstrip("/")
         self.fred = fred
 
     def observations(self, series_id: str, observation_start: date | None):

@@ -59,12 +59,34 @@ def connect(path: str | Path, read_only: bool = False, timeout_s: float = 120.0,
 
 @contextmanager
 def open_warehouse(path: str | Path, read_only: bool = False, timeout_s: float = 120.0,
-                   on_wait: Callable[[float, BaseException], None] | None = None
-                   ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection that is closed (and its lock released) when the block ends."""
+                   on_wait: Callable[[float, BaseException], None] | None = None,
+                   parquet_dir: str | Path | None = None,
+                   on_publish: Callable[[object], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that is closed (and its lock released) when the block ends.
+
+    With ``parquet_dir`` (``GWM_WAREHOUSE_PARQUET``), a read-only connection reads the Parquet export there
+    (an in-memory DuckDB with one view per table; the DuckDB file is not opened), and a writer, when its
+    block ends without an error, publishes the changed tables there before it releases the file
+    (``on_publish`` receives the ``ExportReport``). See ``gwm_assets.warehouse.parquet``.
+    """
+    if parquet_dir is not None and read_only:
+        from gwm_assets.warehouse.parquet import open_parquet_warehouse
+
+        conn = open_parquet_warehouse(parquet_dir)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
     conn = connect(path, read_only=read_only, timeout_s=timeout_s, on_wait=on_wait)
     try:
         yield conn
+        if parquet_dir is not None:
+            from gwm_assets.warehouse.parquet import export_warehouse
+
+            report = export_warehouse(conn, parquet_dir)
+            if on_publish is not None:
+                on_publish(report)
     finally:
         conn.close()
 

@@ -11,6 +11,11 @@
 4. Write the checkpoint: weights plus a manifest with the lineage (parents and trunk with their
    weights' hashes), the merge report and measures, the profile and hyperparameters, the canvas
    data version and schema hash, steps, metrics and seed.
+
+Under ``torchrun`` (a process group initialised, :mod:`gwm_model.training.distributed`) every rank runs
+steps 1-3's training with DDP; rank 0 alone measures the merge, evaluates, checks that every rank ended
+with the same weights (their digests go into the manifest's ``distributed`` section) and writes the
+checkpoint; the other ranks return None.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from gwm_model.curriculum.merge import MergeReport, merge_parents, start_child
 from gwm_model.curriculum.merge_quality import ParentView, child_against_parents, merge_quality, validation_anchors
 from gwm_model.curriculum.merge_quality import window_loss as _window_loss
 from gwm_model.curriculum.spec import CurriculumNode
-from gwm_model.curriculum.weights import NodeWeights, load_node_weights
+from gwm_model.curriculum.weights import NodeWeights, load_node_weights, state_digest
 from gwm_model.nn.build import build_world_model
+from gwm_model.training import distributed
 from gwm_model.training.checkpoint import MANIFEST_FILE, CheckpointError, save_checkpoint
 from gwm_model.training.run import projection_record, train_model
 from gwm_model.training.trainer import TrainHistory, resolve_device, seed_everything
@@ -117,12 +123,28 @@ def persistence_skill(model, canvas: Canvas, train, embeddings, fields_of) -> fl
     return 1.0 - loss / base
 
 
+def _ranks_agree(node: str, model, batch_size: int) -> dict[str, Any]:
+    """Every rank's weights digest (a collective: all ranks call it); raises when the ranks diverged."""
+    digests = distributed.all_gather_object(state_digest(NodeWeights.from_model(node, model)))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"node '{node}': DDP ranks ended with different weights (digests {digests}); the "
+                           "checkpoint is not written. Fix: report it; train the node without DDP meanwhile")
+    world = distributed.world_size()
+    return {"world_size": world, "backend": distributed.backend(), "global_batch_size": batch_size,
+            "rank_batch_size": math.ceil(batch_size / world), "rank_weight_digests": digests}
+
+
 def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: str | Path, trunk_dir: str | Path,
                parents: Sequence[ParentInput] = (), *, embeddings=None, loggers: Sequence | None = None,
-               log=print, extra_manifest: dict[str, Any] | None = None) -> NodeResult:
+               log=print, extra_manifest: dict[str, Any] | None = None) -> NodeResult | None:
     """Steps 1-4 of the module docstring; ``log(message)`` reports progress; ``extra_manifest`` is added to the
-    manifest (e.g. the caller's fingerprint of the inputs)."""
+    manifest (e.g. the caller's fingerprint of the inputs). Returns None on DDP ranks other than 0."""
     started = time.perf_counter()
+    main = distributed.is_main()
+    if not main:
+        def log(message: str) -> None:
+            pass
+
     out_dir, trunk_dir = Path(out_dir), Path(trunk_dir)
     trunk, parent_weights = load_inputs(node, canvas, hyper, trunk_dir, parents)
     seed_everything(hyper.train.seed)
@@ -138,13 +160,14 @@ def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: 
         merged, report = merge_parents(parent_weights, hyper.merge.method, base=trunk,
                                        ties_density=hyper.merge.ties_density)
         start_child(model, merged, report)
-        log(f"{node.name}: {report.summary()} in {report.seconds * 1000:.0f} ms; measuring the merge on each "
-            "parent's validation windows")
-        measured = time.perf_counter()
-        quality = merge_quality(views, trunk, merged, hyper.train, embeddings)
-        quality["seconds"] = time.perf_counter() - measured
-        log(f"{node.name}: merge keeps a worst-case share {quality['worst_surviving_share']} of parents' gains; "
-            f"gap to the ensemble {quality['worst_ensemble_gap']}; loss barrier {quality['max_barrier']}")
+        if main:  # a measurement: in a DDP run the other ranks wait for rank 0 at the start of training
+            log(f"{node.name}: {report.summary()} in {report.seconds * 1000:.0f} ms; measuring the merge on each "
+                "parent's validation windows")
+            measured = time.perf_counter()
+            quality = merge_quality(views, trunk, merged, hyper.train, embeddings)
+            quality["seconds"] = time.perf_counter() - measured
+            log(f"{node.name}: merge keeps a worst-case share {quality['worst_surviving_share']} of parents' "
+                f"gains; gap to the ensemble {quality['worst_ensemble_gap']}; loss barrier {quality['max_barrier']}")
     has_data = bool(canvas.presence.any())
     train_config = hyper.train
     note = ""
@@ -157,6 +180,9 @@ def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: 
                           loggers=loggers or [], evaluate=has_data, baselines=hyper.evaluation.baselines,
                           max_eval_anchors=hyper.evaluation.max_anchors)
     model, history = trained.model.cpu().eval(), trained.history
+    ddp = _ranks_agree(node.name, model, train_config.batch_size) if distributed.is_active() else None
+    if not main:
+        return None
     after = None
     if len(parents) > 1 and has_data:
         after = child_against_parents(NodeWeights.from_model(node.name, model), views, hyper.train, embeddings)
@@ -181,7 +207,8 @@ def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: 
              "profile": hyper.profile, "hyperparameters": hyper.to_dict(), "history": history.to_dict(),
              "evaluation": evaluation, "metrics": metrics, "steps": steps, "seed": hyper.train.seed,
              "device": str(resolve_device(hyper.train.device)), "torch_version": torch.__version__, "note": note,
-             "seconds": time.perf_counter() - started, **dict(extra_manifest or {})}
+             "seconds": time.perf_counter() - started, **({"distributed": ddp} if ddp else {}),
+             **dict(extra_manifest or {})}
     specs = {f.path: f for f in fields_of.fields} if hasattr(fields_of, "fields") else dict(fields_of)
     manifest_path = save_checkpoint(out_dir, model, canvas, train_config.to_dict(),
                                     {p: specs[p].period_days for p in model.plan.fields}, extra)

@@ -14,6 +14,7 @@ from gwm_model.evaluation.model_eval import Evaluation, evaluate_model
 from gwm_model.nn.build import build_world_model
 from gwm_model.nn.model import ModelConfig, WorldModelNet
 from gwm_model.schema.projection import Projection
+from gwm_model.training import distributed
 from gwm_model.training.checkpoint import save_checkpoint
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.trainer import Trainer, TrainHistory, seed_everything
@@ -38,19 +39,22 @@ def train_model(canvas: Canvas, projection: Projection, model_config: ModelConfi
                                                                                                    "ar", "dfm"),
                 max_eval_anchors: int | None = 300, extra_manifest: Mapping[str, Any] | None = None) -> TrainedModel:
     """Build (or take) a model, train it, evaluate it against baselines on the test windows and, with
-    ``out_dir``, write its checkpoint. ``loggers`` default to ``train_config.loggers`` under ``out_dir``."""
+    ``out_dir``, write its checkpoint. ``loggers`` default to ``train_config.loggers`` under ``out_dir``.
+    In a DDP run (see :mod:`gwm_model.training.distributed`) every rank trains; only rank 0 evaluates and
+    writes the checkpoint (the other ranks return ``evaluation=None`` and ``manifest_path=None``)."""
     seed_everything(train_config.seed)
     if model is None:
         model = build_world_model(canvas, projection, model_config, embeddings=embeddings)
     trainer = Trainer(model, canvas, train_config, loggers=loggers, log_dir=out_dir)
     history = trainer.fit() if train_config.steps != 0 else TrainHistory(stopped="not trained")
     evaluation = None
-    if evaluate and trainer.split.test.size:
+    main = distributed.is_main()
+    if evaluate and main and trainer.split.test.size:
         evaluation = evaluate_model(trainer.objective, trainer.batches, trainer.split.test,
                                     trainer.split.train_end_step, baselines=baselines, max_anchors=max_eval_anchors,
                                     samples=train_config.diffusion_samples, sample_steps=train_config.diffusion_steps)
     manifest_path = None
-    if out_dir is not None:
+    if out_dir is not None and main:
         specs = {f.path: f for f in projection.fields}
         extra = {"projection": projection_record(projection), "history": history.to_dict(),
                  "evaluation": evaluation.to_dict() if evaluation else None, "seed": train_config.seed,

@@ -47,6 +47,18 @@ class Objective:
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
              extra_hiding: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:
         """(mean loss, per-window loss ``(B,)``, scored cell count) for one batch."""
+        loss, per_window, scored = self._scored_loss(batch, generator, extra_hiding)
+        return loss, per_window, int(scored.sum())
+
+    def weighted_loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean loss, per-window loss ``(B,)``, the mean's denominator: the loss weight of the scored cells). A DDP
+        rank weights its share of a global batch by it, so the ranks' mean is the whole batch's loss exactly."""
+        loss, per_window, scored = self._scored_loss(batch, generator, True)
+        return loss, per_window, (scored.float() * batch["loss_weight"][:, None, :].float()).sum()
+
+    def _scored_loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None,
+                     extra_hiding: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         offsets = self.batches.step_offset
         visible = hide_cells(batch["visible"], offsets, self.masking, generator) if extra_hiding else batch["visible"]
         scored = self.scored(batch, visible)
@@ -62,7 +74,7 @@ class Objective:
             pred = self.model(values, visible, offsets, batch["day_of_year"], noised=scored, timestep=t)
         loss, per_window = masked_loss(pred, batch["targets"], scored, batch["loss_weight"], slot_field,
                                        self.batches.slots)
-        return loss, per_window, int(scored.sum())
+        return loss, per_window, scored
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], visible: torch.Tensor, wanted: torch.Tensor,

@@ -3,10 +3,16 @@ validation split, best-weights restore, curriculum window ordering, and loggers.
 
 The same code runs on CPU (float32) and CUDA (bf16 autocast). Each step's wall time is split into
 data (cutting windows), forward and backward+update, so throughput numbers say where time goes.
+
+Under ``torchrun`` (a process group initialised, see :mod:`gwm_model.training.distributed`) the model is
+wrapped in ``DistributedDataParallel``: ``batch_size`` stays the global batch, each rank trains on its slice
+of it, losses and validation are reduced over ranks so every rank logs (rank 0 only) and decides (all
+ranks alike) on global numbers. Without a process group the loop is the plain single-process one.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -17,6 +23,7 @@ import numpy as np
 import torch
 
 from gwm_model.canvas.canvas import Canvas
+from gwm_model.training import distributed
 from gwm_model.training.batches import WindowBatches, WindowSplit, split_anchors
 from gwm_model.training.checkpoint import FROZEN_PREFIX
 from gwm_model.training.config import TrainConfig
@@ -25,12 +32,12 @@ from gwm_model.training.steps import Objective
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"training asks for device '{name}' but torch sees no CUDA GPU here. Fix: use a CPU "
                          "profile (GWM_PROFILE=cpu) or device: auto")
-    return device
+    return distributed.device(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -95,7 +102,8 @@ class Trainer:
     """Train ``model`` on windows of ``canvas`` (see the module docstring).
 
     ``loggers``: objects with ``start/log_step/log_epoch/finish`` (see
-    :mod:`gwm_model.training.loggers`); default: built from ``config.loggers`` into ``log_dir``.
+    :mod:`gwm_model.training.loggers`); default: built from ``config.loggers`` into ``log_dir``. In a DDP run
+    only rank 0 keeps its loggers; ``self.model`` is always the bare model, ``self.ddp`` its DDP wrapper.
     """
 
     def __init__(self, model: torch.nn.Module, canvas: Canvas, config: TrainConfig,
@@ -107,6 +115,14 @@ class Trainer:
         self.batches = WindowBatches(canvas, config.context, config.horizon, self.device)
         self.split = split or split_anchors(canvas, config.context, config.horizon, config.val_fraction)
         self.objective = Objective(self.model, self.batches, config.objective, config.masking)
+        self.ddp: torch.nn.Module | None = None
+        self.train_objective = self.objective  # what fit's steps run: through the DDP wrapper in a DDP run
+        if distributed.is_active():
+            self.ddp = distributed.wrap(self.model, self.device)
+            self.train_objective = copy.copy(self.objective)
+            self.train_objective.model = self.ddp
+            if not distributed.is_main():
+                loggers = []
         if loggers is None:
             from gwm_model.training.loggers import make_loggers
 
@@ -125,10 +141,8 @@ class Trainer:
             torch.cuda.synchronize()
 
     @torch.no_grad()
-    def evaluate_loss(self, anchors: np.ndarray, seed: int = 1234) -> float:
-        """Objective loss on ``anchors`` with a fixed masking draw (comparable across epochs)."""
-        if anchors.size == 0:
-            return math.nan
+    def _loss_sums(self, anchors: np.ndarray, seed: int) -> tuple[float, int]:
+        """(sum of batch losses x scored cells, scored cells) on ``anchors`` with a fixed masking draw."""
         was_training = self.model.training
         self.model.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -140,7 +154,26 @@ class Trainer:
             total += float(loss) * n
             weight += n
         self.model.train(was_training)
+        return total, weight
+
+    def evaluate_loss(self, anchors: np.ndarray, seed: int = 1234) -> float:
+        """Objective loss on ``anchors`` with a fixed masking draw (comparable across epochs); this process only."""
+        if anchors.size == 0:
+            return math.nan
+        total, weight = self._loss_sums(anchors, seed)
         return total / weight if weight else math.nan
+
+    def validation_loss(self, anchors: np.ndarray, seed: int = 1234) -> float:
+        """:meth:`evaluate_loss`; in a DDP run each rank scores its shard and the sums are reduced, so every rank
+        gets the same number (and takes the same early-stopping decision). Every rank must call it."""
+        if self.ddp is None:
+            return self.evaluate_loss(anchors, seed)
+        rank = distributed.rank()
+        part = distributed.shard(anchors.size, rank, distributed.world_size())
+        total, weight = (self._loss_sums(anchors[part.positions], seed + rank * distributed.RANK_SEED_STRIDE)
+                         if part.owned else (0.0, 0))
+        sums = distributed.all_reduce_sum(torch.tensor([total, weight], dtype=torch.float64, device=self.device))
+        return float(sums[0] / sums[1]) if float(sums[1]) else math.nan
 
     def _order(self):
         from gwm_model.training.ordering import make_order
@@ -150,11 +183,28 @@ class Trainer:
             return make_order("easy_to_hard", n, difficulty=_difficulty(self.batches, self.split.train))
         return make_order(self.config.window_order, n)
 
+    def _global_step_loss(self, loss: torch.Tensor, per_window: torch.Tensor, weight: torch.Tensor,
+                          part: distributed.Shard, size: int) -> tuple[torch.Tensor, float, np.ndarray]:
+        """This rank's loss scaled so DDP's gradient mean is the gradient of the global batch's loss (each rank
+        weighted by its loss's denominator ``weight``); the global batch's loss and per-window losses, from one
+        all-reduce."""
+        weight = weight.detach().double() if part.owned else torch.zeros((), dtype=torch.float64, device=self.device)
+        sums = torch.zeros(2 + size, dtype=torch.float64, device=self.device)
+        sums[0] = loss.detach().double() * weight
+        sums[1] = weight
+        if part.owned:
+            sums[2 + torch.as_tensor(part.positions, device=self.device)] = per_window.detach().double()
+        distributed.all_reduce_sum(sums)
+        total = float(sums[1])
+        scale = (weight * distributed.world_size() / total).float() if total > 0 else 0.0
+        return loss * scale, float(sums[0]) / total if total > 0 else 0.0, sums[2:].cpu().numpy()
+
     def fit(self) -> TrainHistory:
         config, split = self.config, self.split
         seed_everything(config.seed)
-        rng = np.random.default_rng(config.seed)
-        generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)  # the same on every rank: one global window order
+        ddp, rank, world = self.ddp is not None, distributed.rank(), distributed.world_size()
+        generator = torch.Generator(device=self.device).manual_seed(config.seed + rank * distributed.RANK_SEED_STRIDE)
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         per_epoch = config.windows_per_epoch or split.train.size
@@ -164,6 +214,8 @@ class Trainer:
         order = self._order()
         history = TrainHistory(split=split.summary())
         run = {"train": config.to_dict(), "parameters": sum(p.numel() for p in params), **split.summary()}
+        if ddp:
+            run["world_size"] = world
         for logger in self.loggers:
             logger.start(run, total)
         best_state, stale, step, started = None, 0, 0, time.perf_counter()
@@ -178,11 +230,17 @@ class Trainer:
                     break
                 chosen = indices[start:start + config.batch_size]
                 t0 = time.perf_counter()
-                batch = self.batches(split.train[chosen])
+                part = distributed.shard(chosen.size, rank, world) if ddp else None
+                batch = self.batches(split.train[chosen[part.positions] if ddp else chosen])
                 self._sync()
                 t1 = time.perf_counter()
                 with self._autocast():
-                    loss, per_window, _ = self.objective.loss(batch, generator)
+                    if ddp:
+                        loss, per_window, weight = self.train_objective.weighted_loss(batch, generator)
+                    else:
+                        loss, per_window, _ = self.train_objective.loss(batch, generator)
+                if ddp:
+                    loss, value, per_window = self._global_step_loss(loss, per_window, weight, part, chosen.size)
                 self._sync()
                 t2 = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
@@ -195,8 +253,9 @@ class Trainer:
                 timing["data"] += t1 - t0
                 timing["forward"] += t2 - t1
                 timing["backward"] += t3 - t2
-                order.update(chosen, per_window.float().cpu().numpy())
-                value = float(loss.detach())
+                order.update(chosen, per_window if ddp else per_window.float().cpu().numpy())
+                if not ddp:
+                    value = float(loss.detach())
                 epoch_loss += value * chosen.size
                 epoch_n += chosen.size
                 windows_seen += chosen.size
@@ -210,7 +269,7 @@ class Trainer:
             record = {"epoch": epoch, "step": step, "train_loss": epoch_loss / max(epoch_n, 1),
                       "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
             if epoch % config.eval_every == 0 or step >= total:
-                record["val_loss"] = val = self.evaluate_loss(split.val)
+                record["val_loss"] = val = self.validation_loss(split.val)
                 if split.val.size and val < history.best_val_loss * (1 - config.min_delta):
                     history.best_val_loss, history.best_epoch, stale = val, epoch, 0
                     best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()

@@ -1,5 +1,5 @@
 """Fake network endpoints for offline tests: FRED (urllib, XML), and through ``responses`` Yahoo's chart API,
-DBnomics (PMI), SEC EDGAR company facts and RSS feeds."""
+DBnomics (PMI), SEC EDGAR company facts and submissions, and RSS feeds."""
 
 from __future__ import annotations
 
@@ -84,6 +84,29 @@ def register_edgar(rsps, companies: dict[int, dict | int]) -> None:
     """EDGAR ``companyfacts/CIK##########.json`` by CIK: a companyfacts document, or an int HTTP error status."""
     for cik, payload in companies.items():
         url = f"{EDGAR}/CIK{cik:010d}.json"
+        if isinstance(payload, int):
+            rsps.get(url, status=payload, body="Internal Server Error")
+        else:
+            rsps.get(url, json=payload)
+
+
+EDGAR_SUBMISSIONS = "https://data.sec.gov/submissions"
+
+
+def submissions_json(cik: int, name: str, filings: list[tuple[str, str, str, str]]) -> dict:
+    """An EDGAR submissions document whose ``filings.recent`` lists ``(accession, form, filing date, report
+    date)`` newest first, as parallel arrays the way the SEC serves them."""
+    return {"cik": str(cik), "name": name, "tickers": [], "filings": {"files": [], "recent": {
+        "accessionNumber": [f[0] for f in filings], "form": [f[1] for f in filings],
+        "filingDate": [f[2] for f in filings], "reportDate": [f[3] for f in filings],
+        "acceptanceDateTime": [f"{f[2]}T16:05:00.000Z" for f in filings],
+        "primaryDocument": [f"doc{i}.htm" for i in range(len(filings))]}}}
+
+
+def register_submissions(rsps, companies: dict[int, dict | int]) -> None:
+    """EDGAR ``submissions/CIK##########.json`` by CIK: a submissions document, or an int HTTP error status."""
+    for cik, payload in companies.items():
+        url = f"{EDGAR_SUBMISSIONS}/CIK{cik:010d}.json"
         if isinstance(payload, int):
             rsps.get(url, status=payload, body="Internal Server Error")
         else:

@@ -1,0 +1,66 @@
+"""Where the Definitions run: the executor (``GWM_EXECUTOR``) and what a step asks of a cluster.
+
+- ``multiprocess`` (default): Dagster's default executor, every step a process on the machine that runs
+  the run; the Definitions get no ``executor=`` at all, so nothing changes for local runs.
+- ``k8s``: dagster-k8s's ``k8s_job_executor``, every step a Kubernetes Job (``pip install -e '.[cluster]'``);
+  ``deploy/k8s/`` holds the instance settings and run config. dagster_k8s is imported only then.
+
+Training steps ask for GPUs under ``k8s`` through ``training_step_tags()`` (op tags that the k8s executor
+turns into the step pod's container resources); ``GWM_K8S_GPUS`` sets how many (default 1, 0 = none).
+"""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+EXECUTORS = {
+    "multiprocess": "Dagster's multiprocess executor on this machine (the default)",
+    "k8s": "one Kubernetes Job per step (dagster-k8s; pip install -e '.[cluster]')",
+}
+GPU_RESOURCE = "nvidia.com/gpu"
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+
+class DeploymentError(ValueError):
+    """A deployment setting (GWM_EXECUTOR, GWM_K8S_GPUS) is invalid or its package is missing."""
+
+
+def executor_name(env: Mapping[str, str] | None = None) -> str:
+    """The executor ``GWM_EXECUTOR`` names (``multiprocess`` when unset or empty)."""
+    value = (os.environ if env is None else env).get("GWM_EXECUTOR", "").strip().lower() or "multiprocess"
+    if value not in EXECUTORS:
+        known = "; ".join(f"{name}: {what}" for name, what in EXECUTORS.items())
+        raise DeploymentError(f"GWM_EXECUTOR={value!r} is not an executor gwm knows. Fix: set it to one of: {known}")
+    return value
+
+
+def executor_from_env(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition | None:
+    """The ``executor=`` for the Definitions; None keeps Dagster's default (multiprocess, or in-process by config)."""
+    if executor_name(env) == "multiprocess":
+        return None
+    try:
+        from dagster_k8s import k8s_job_executor
+    except ImportError as exc:
+        raise DeploymentError(f"GWM_EXECUTOR=k8s needs the dagster-k8s package ({exc}). Fix: "
+                              "pip install -e '.[cluster]'") from exc
+    return k8s_job_executor
+
+
+def training_gpus(env: Mapping[str, str] | None = None) -> int:
+    text = (os.environ if env is None else env).get("GWM_K8S_GPUS", "").strip() or "1"
+    if not text.isdigit():
+        raise DeploymentError(f"GWM_K8S_GPUS={text!r} is not a whole number of GPUs. Fix: set it to 0, 1, 2, ...")
+    return int(text)
+
+
+def training_step_tags(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Op tags for a training step: under ``k8s``, its pod asks for ``GWM_K8S_GPUS`` GPUs; elsewhere none."""
+    if executor_name(env) != "k8s" or (gpus := training_gpus(env)) == 0:
+        return {}
+    return {K8S_CONFIG_TAG: {
+        "container_config": {"resources": {"limits": {GPU_RESOURCE: str(gpus)}}},
+        # GPU node pools are usually tainted so that only pods that ask for a GPU land there
+        "pod_spec_config": {"tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]},
+    }}
