@@ -14,7 +14,7 @@ TORCH_PIP_ARGS ?=
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test ui bench lint clean distclean
+.PHONY: setup run test test-ui browser ui bench lint clean distclean
 
 setup: $(STAMP)
 
@@ -38,10 +38,23 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check gwm_model gwm_assets tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not ui"
+
+# The Dagster UI in headless Chromium (tests/ui); screenshots land in build/ui-test/.
+test-ui: setup browser
+	$(BIN)/python -m pytest -q -m ui tests/ui
+
+# Debian's Chromium for the UI tests (as root, or with sudo); Playwright drives it, downloading no browser.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y -q chromium; \
+	  else echo "gwm: the UI tests need Chromium at $(CHROMIUM): install Debian's chromium package"; exit 1; fi; }
+	@$(CHROMIUM) --version
 
 ui: setup
-	$(BIN)/dagster dev -m gwm_assets.definitions
+	$(BIN)/gwm ui
 
 bench: setup
 	$(BIN)/python -m bench
