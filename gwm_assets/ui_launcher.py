@@ -39,6 +39,8 @@ class UiLaunch:
 def check_port(host: str, port: int) -> None:
     """Fail when ``host:port`` cannot be bound (another server holds it)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the webserver binds: a port left in TIME_WAIT by a stopped server is free, a listening one is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
