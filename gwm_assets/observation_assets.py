@@ -5,7 +5,7 @@ import dagster as dg
 from gwm_assets.automation_conditions import FOLLOW_UPSTREAM
 from gwm_assets.checks.ranges import load_ranges, write_field_ranges
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
-from gwm_assets.source_assets import SOURCE_ASSETS
+from gwm_assets.source_assets import SOURCE_ASSETS, raw_tabular
 from gwm_assets.sources import tabular
 from gwm_assets.sources.catalog import CatalogError, load_catalog
 from gwm_assets.sources.refresh import utcnow
@@ -18,8 +18,11 @@ WAREHOUSE = {"group_name": "warehouse", "pool": "duckdb_write", "kinds": {"duckd
              "automation_condition": FOLLOW_UPSTREAM}
 
 
-@dg.asset(**WAREHOUSE, deps=[fields], description="The mapping catalog (source, key -> field path, transform, "
-          "frequency, release lag), validated against the world schema and the `fields` table.")
+# raw_tabular is a parent because both read the tabular mapping files: a new CSV materialized on its own is
+# followed by its mapping here (and then by observations), never by observations without it
+@dg.asset(**WAREHOUSE, deps=[fields, raw_tabular], description="The mapping catalog (source, key -> field path, "
+          "transform, frequency, release lag) plus the tabular mapping files, validated against the world schema "
+          "and the `fields` table.")
 def source_series(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
                   settings: SourceSettings) -> dg.MaterializeResult:
     schema = world.load()
