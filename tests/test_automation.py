@@ -365,6 +365,18 @@ def test_a_source_materialized_by_hand_is_followed_by_checks_then_canvases_never
         assert dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=result.cursor).total_requested == 0
 
 
+def test_a_new_csv_materialized_by_hand_brings_its_mapping_into_source_series_with_observations():
+    with dg.instance_for_test() as inst:
+        for key in GRAPH.materializable_asset_keys:
+            inst.report_runless_asset_event(dg.AssetMaterialization(key))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=inst)
+        inst.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey("raw_tabular")))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=result.cursor)
+        # the mapping files are read by source_series: it is requested with observations (one run, in order)
+        assert {"source_series", "observations"} <= requested(result)
+        assert not requested(result) & {user(k) for k in TRAIN_KEYS}
+
+
 def test_a_fresh_instance_requests_nothing_and_a_lone_source_waits_for_its_missing_siblings():
     with dg.instance_for_test() as inst:
         result = dg.evaluate_automation_conditions(defs=defs, instance=inst)
