@@ -16,6 +16,8 @@ checkpoint the in-process path writes, and then reads it.
 """
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +25,7 @@ import torch
 
 from gwm_assets.canvas_assets import CURRICULUM, canvas_key
 from gwm_assets.checkpoint_table import record_checkpoint
+from gwm_assets.core_share import CoreShare
 from gwm_assets.deployment import training_step_tags
 from gwm_assets.node_run import (
     TRUNK,
@@ -44,12 +47,14 @@ from gwm_model.curriculum.trunk import TrunkInput, save_trunk, train_trunk
 from gwm_model.nn.field_text import FieldEmbeddings
 from gwm_model.training.loggers import CallbackLogger
 
+REBALANCE_EVERY = 5  # steps between two looks at how many training processes share the cores
+
 
 def train_key(node: str) -> dg.AssetKey:
     return dg.AssetKey(["train", node])
 
 
-def _progress(context: dg.AssetExecutionContext, label: str) -> CallbackLogger:
+def _progress(context: dg.AssetExecutionContext, label: str, rebalance: Callable[[], None]) -> CallbackLogger:
     state = {"total": 0, "next": 0}
 
     def start(run: dict, total: int | None) -> None:
@@ -58,6 +63,8 @@ def _progress(context: dg.AssetExecutionContext, label: str) -> CallbackLogger:
                          f"({run.get('parameters')} trainable parameters)")
 
     def step(n: int, metrics: dict) -> None:
+        if n % REBALANCE_EVERY == 0:
+            rebalance()
         if state["total"] and n >= state["next"]:
             context.log.info(f"{label}: step {n}/{state['total']} loss {metrics['loss']:.4f} lr {metrics['lr']:.2e}")
             state["next"] = n + max(1, state["total"] // 10)
@@ -69,9 +76,24 @@ def _progress(context: dg.AssetExecutionContext, label: str) -> CallbackLogger:
     return CallbackLogger(on_step=step, on_epoch=epoch, on_start=start)
 
 
-def _threads(training: TrainingResource) -> None:
+@contextmanager
+def _cores(context: dg.AssetExecutionContext, training: TrainingResource) -> Iterator[Callable[[], None]]:
+    """Torch threads while one step trains: ``torch_threads`` when set, else (0) this process's share of the
+    machine's cores (:mod:`gwm_assets.core_share`), re-balanced whenever the yielded function is called."""
     if training.torch_threads > 0:
         torch.set_num_threads(training.torch_threads)
+        yield lambda: None
+        return
+    with CoreShare() as share:
+        def rebalance() -> None:
+            wanted, now = share.threads(), torch.get_num_threads()
+            if wanted != now:
+                context.log.debug(f"torch threads {now} -> {wanted} ({share.running()} training process(es) "
+                                  f"on {share.cores} cores)")
+                torch.set_num_threads(wanted)
+
+        rebalance()
+        yield rebalance
 
 
 def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
@@ -83,7 +105,6 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
                           "canvases in turn (weights average only between models that share an origin).")
     def trunk(context: dg.AssetExecutionContext, world: WorldSchemaResource, warehouse: WarehouseResource,
               training: TrainingResource) -> dg.MaterializeResult:
-        _threads(training)
         profile = training.chosen_profile(curriculum.default_profile)
         hyper = curriculum.trunk_hyperparameters(profile)
         schema = world.load()
@@ -94,12 +115,15 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
         stored = stored_manifest(out)
         kept = bool(stored and stored.get("inputs_fingerprint") == inputs_fp and not training.force)
         if not kept:
-            def progress(step: int, total: int, loss: float) -> None:
-                if step == 1 or step % max(1, total // 10) == 0 or step == total:
-                    context.log.info(f"trunk: step {step}/{total} loss {loss:.4f}")
+            with _cores(context, training) as rebalance:
+                def progress(step: int, total: int, loss: float) -> None:
+                    if step % REBALANCE_EVERY == 0:
+                        rebalance()
+                    if step == 1 or step % max(1, total // 10) == 0 or step == total:
+                        context.log.info(f"trunk: step {step}/{total} loss {loss:.4f}")
 
-            result = train_trunk(inputs, hyper.model, hyper.train, FieldEmbeddings(inputs[0].canvas.schema_hash),
-                                 progress)
+                result = train_trunk(inputs, hyper.model, hyper.train,
+                                     FieldEmbeddings(inputs[0].canvas.schema_hash), progress)
             stored = save_trunk(out, result, hyper, inputs, inputs_fp)
             context.log.info(f"trunk: trained {result.steps} steps on {result.trained_on} in {result.seconds:.1f} s; "
                              f"validation loss before {result.val_before} after {result.val_after}")
@@ -140,7 +164,6 @@ def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefini
                              f"Starts from {node.parents[0]}." if node.parents else "Forks from the trunk."))
     def train(context: dg.AssetExecutionContext, world: WorldSchemaResource, warehouse: WarehouseResource,
               training: TrainingResource) -> dg.MaterializeResult:
-        _threads(training)
         profile = training.chosen_profile(curriculum.default_profile)
         job = prepare_node(curriculum, node.name, world.load(), canvases_dir(warehouse.path),
                            Path(training.checkpoints_path), profile)
@@ -152,7 +175,8 @@ def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefini
         elif training.ddp_processes > 0:
             stored = _train_ddp(context, curriculum, job, training, warehouse, world, label)
         else:
-            result = train_job(job, loggers=[_progress(context, label)], log=context.log.info)
+            with _cores(context, training) as rebalance:
+                result = train_job(job, loggers=[_progress(context, label, rebalance)], log=context.log.info)
             context.log.info(f"{label}: {result.merge_report.summary()}")
             context.log.info(f"{label}: {result.steps} steps in {result.seconds:.1f} s; metrics {result.metrics}"
                              + (f"; {result.note}" if result.note else ""))

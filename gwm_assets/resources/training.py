@@ -20,8 +20,9 @@ class TrainingResource(dg.ConfigurableResource):
                          description="curriculum profile; empty = GWM_PROFILE or the curriculum's default_profile")
     checkpoints_path: str = Field(default_factory=lambda: str(checkpoints_dir(warehouse_path())),
                                   description="directory of node checkpoints (<dir>/<node>/)")
-    torch_threads: int = Field(default=1, description="CPU threads per training process (1: the multiprocess "
-                               "executor runs one trainer per core without oversubscribing them); 0 = torch's default")
+    torch_threads: int = Field(default=0, description="CPU threads per training process; 0 = share the cores "
+                               "between the training steps running at the same time, re-balanced every few steps "
+                               "(gwm_assets.core_share)")
     force: bool = Field(default=False, description="retrain even when a checkpoint with the same inputs exists")
     ddp_processes: int = Field(default_factory=lambda: int(os.environ.get("GWM_DDP_PROCESSES") or 0),
                                description="> 0: each train/<node> asset runs `torchrun --standalone "
