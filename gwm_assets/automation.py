@@ -32,13 +32,12 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from gwm_assets.check_assets import freshness_outcome
+from gwm_assets.check_assets import RAW_ASSETS, freshness_outcome
 from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
-from gwm_assets.source_assets import raw_earnings, raw_fred, raw_news, raw_pmi, raw_yahoo
 from gwm_assets.sources import earnings
 from gwm_assets.sources.base import SourceError
 from gwm_assets.sources.catalog import load_catalog
-from gwm_assets.sources.freshness import missing_credential, read_freshness
+from gwm_assets.sources.freshness import CADENCE_DAYS, missing_credential, read_freshness
 from gwm_assets.sources.refresh import utcnow
 from gwm_assets.warehouse.connection import WarehouseBusy, WarehouseMissing
 
@@ -70,8 +69,8 @@ def _sensor_status() -> dg.DefaultSensorStatus:
 
 # --- refresh jobs -------------------------------------------------------------------------------------
 
-LIVE_ASSETS: dict[str, dg.AssetsDefinition] = {"fred": raw_fred, "yahoo": raw_yahoo, "pmi": raw_pmi,
-                                               "earnings": raw_earnings, "news": raw_news}
+# the sources with a release cadence (tabular files change when their owner says so)
+LIVE_ASSETS: dict[str, dg.AssetsDefinition] = {s: RAW_ASSETS[s] for s in CADENCE_DAYS}
 
 
 def refresh_selection(source: str) -> dg.AssetSelection:

@@ -17,7 +17,6 @@ would be taken for an abbreviation of its own ``--node-rank``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -31,8 +30,6 @@ from gwm_model.schema import SchemaError, default_world
 from gwm_model.training import distributed
 from gwm_model.training.checkpoint import CheckpointError
 from gwm_model.training.loggers import CallbackLogger
-
-RESULT_MARK = "GWM_DDP_RESULT"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if job.current() and not args.force:
         say(f"inputs unchanged (fingerprint {job.fingerprint}); kept {job.out}")
-        say(f"{RESULT_MARK} " + json.dumps({"node": args.node, "kept": True, "path": str(job.out)}))
         return 0
     distributed.init_from_env()
     try:
@@ -96,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         distributed.cleanup()
     if result is not None:
         say(f"wrote {result.manifest_path} ({result.steps} steps in {result.seconds:.1f} s; metrics {result.metrics})")
-        say(f"{RESULT_MARK} " + json.dumps({"node": args.node, "kept": False, "path": str(job.out),
-                                            "weights_sha256": result.weights_sha256}))
     return 0
 
 
