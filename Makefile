@@ -61,6 +61,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check gwm_model gwm_assets tests bench
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf warehouse/gwm.duckdb warehouse/gwm.duckdb.wal warehouse/canvases warehouse/checkpoints

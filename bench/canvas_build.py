@@ -56,12 +56,12 @@ import pyarrow.compute as pc
 
 from bench.ingest import ITEMS, write_grouped
 from bench.timing import median_seconds
-from gwm_assets.checks.ranges import load_ranges, write_field_ranges
+from gwm_assets.observations.build import build_observations, write_source_series
 from gwm_assets.sources.catalog import load_catalog
-from gwm_assets.sources.refresh import utcnow
+from gwm_assets.validation.ranges import load_ranges, write_field_ranges
+from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import ensure_ledger
-from gwm_assets.warehouse.observations import build_observations, write_source_series
 from gwm_model.canvas import build_canvas, make_time_axis, pack_layout
 from gwm_model.canvas.canvas import ABSENT
 from gwm_model.schema import default_world

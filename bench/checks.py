@@ -19,15 +19,15 @@ import duckdb
 
 from bench.ingest import ITEMS, write_grouped
 from bench.timing import median_seconds
-from gwm_assets.check_assets import RAW_SUITES
-from gwm_assets.checks.gx_runner import read_frame, validate
-from gwm_assets.checks.ranges import load_ranges, write_field_ranges
+from gwm_assets.observations.build import build_observations, write_source_series
+from gwm_assets.observations.quarantine import observations_suite
 from gwm_assets.sources.catalog import load_catalog
-from gwm_assets.sources.refresh import utcnow
+from gwm_assets.sources.checks import RAW_SUITES
+from gwm_assets.validation.gx_runner import read_frame, validate
+from gwm_assets.validation.ranges import load_ranges, write_field_ranges
+from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import ensure_ledger
-from gwm_assets.warehouse.observations import build_observations, write_source_series
-from gwm_assets.warehouse.validation import observations_suite
 from gwm_model.schema import default_world
 
 

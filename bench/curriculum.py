@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gwm_assets.paths import PACKAGE_ROOT, canvases_dir, warehouse_path
+from gwm_assets.resources.paths import PACKAGE_ROOT, canvases_dir, warehouse_path
 
 MULTI = {"multiprocess": {"max_concurrent": os.cpu_count() or 2}}
 EXECUTORS = {"multiprocess": (MULTI, 0),                    # the default: the cores shared between running steps

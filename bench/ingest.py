@@ -21,13 +21,15 @@ import duckdb
 import pyarrow as pa
 
 from bench.timing import median_seconds
+from gwm_assets.observations.build import build_observations, write_source_series
 from gwm_assets.sources.base import FetchResult
 from gwm_assets.sources.bundled import ITEMS
 from gwm_assets.sources.catalog import load_catalog
-from gwm_assets.sources.refresh import RAW_SPECS, utcnow, write_batch
+from gwm_assets.sources.raw_tables import RAW_SPECS
+from gwm_assets.sources.refresh import write_batch
+from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import ensure_ledger
-from gwm_assets.warehouse.observations import build_observations, write_source_series
 from gwm_model.schema import default_world
 
 

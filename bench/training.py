@@ -32,11 +32,11 @@ from torch import nn
 from bench.canvas_build import observations_table
 from gwm_model.canvas import build_canvas, make_time_axis
 from gwm_model.curriculum.spec import STANDARD_CURRICULUM, load_curriculum
+from gwm_model.evaluation.train_and_evaluate import train_and_evaluate
 from gwm_model.nn.build import build_world_model
 from gwm_model.nn.model import ModelConfig, flops_per_window
 from gwm_model.schema import default_world
 from gwm_model.training.config import TrainConfig
-from gwm_model.training.run import train_model
 from gwm_model.training.trainer import Trainer
 
 NODE = "basic_finance"
@@ -112,7 +112,8 @@ def run() -> dict[str, object]:
     result["throughput_cpu"] = {**ours, "stock_transformer_windows_per_s": stock,
                                 "looped_vs_stock_transformer": ours["windows_per_s"] / stock}
     started = time.perf_counter()
-    trained = train_model(canvas, projection, CPU_MODEL, TrainConfig(**{**CPU_TRAIN.to_dict(), "steps": SKILL_STEPS}))
+    skill_train = TrainConfig(**{**CPU_TRAIN.to_dict(), "steps": SKILL_STEPS})
+    trained = train_and_evaluate(canvas, projection, CPU_MODEL, skill_train)
     evaluation = trained.evaluation
     result["skill_cpu"] = {"seconds": time.perf_counter() - started, "stopped": trained.history.stopped,
                            "best_epoch": trained.history.best_epoch, **(evaluation.summary if evaluation else {})}

@@ -34,7 +34,7 @@ def test_importing_gwm_model_pulls_in_no_dagster():
 
 
 def test_cli_starts_without_dagster():
-    code = "import sys, gwm_assets.cli; assert 'dagster' not in sys.modules"
+    code = "import sys, gwm_assets.ops.cli; assert 'dagster' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,7 +1,7 @@
-"""Automated refreshes (gwm_assets/automation.py) with real Dagster components: refresh jobs and their
-selections, cadence schedules evaluated tick by tick, the EDGAR filings sensor against intercepted HTTP,
-the stale-sources sensor against a real DuckDB warehouse, the eager follow-up conditions evaluated with
-``evaluate_automation_conditions``, and the opt-in training policy."""
+"""Automated refreshes (gwm_assets/sources/automation.py, training/automation.py and automation/) with real
+Dagster components: refresh jobs and their selections, cadence schedules evaluated tick by tick, the EDGAR
+filings sensor against intercepted HTTP, the stale-sources sensor against a real DuckDB warehouse, the eager
+follow-up conditions evaluated with ``evaluate_automation_conditions``, and the opt-in training policy."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ import dagster as dg
 import pytest
 import responses
 
-from gwm_assets import automation
-from gwm_assets.automation_conditions import FOLLOW_CHECKED, FOLLOW_UPSTREAM
+from gwm_assets.automation import policy
+from gwm_assets.automation.conditions import FOLLOW_CHECKED, FOLLOW_UPSTREAM
 from gwm_assets.definitions import defs
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+from gwm_assets.sources import automation as source_automation
 from gwm_assets.sources import earnings
-from gwm_assets.sources.refresh import RAW_SPECS, utcnow
+from gwm_assets.sources.raw_tables import RAW_SPECS
+from gwm_assets.training import automation as training_automation
+from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import open_warehouse
 from gwm_assets.warehouse.ledger import RefreshEntry, record_refresh
 from tests.sources.fakes import register_submissions, submissions_json
@@ -112,12 +117,12 @@ def test_schedule_with_credentials_requests_its_refresh_job_once_per_scheduled_t
     [request] = data.run_requests  # for the schedule's job, refresh_fred
     assert defs.get_repository_def().get_schedule_def("fred_daily").job_name == "refresh_fred"
     assert request.run_key == f"fred_daily:{when.isoformat()}"
-    assert request.tags[automation.TRIGGER_TAG] == "schedule:fred_daily"
+    assert request.tags[policy.TRIGGER_TAG] == "schedule:fred_daily"
     assert tick("fred_daily", instance, when + timedelta(days=1)).run_requests[0].run_key != request.run_key
     # FRED's key does not turn on the other sources
     assert "GWM_LIVE=1" in tick("news_hourly", instance, when).skip_message
     monkeypatch.setenv("GWM_LIVE", "1")
-    assert tick("yahoo_after_close", instance, when).run_requests[0].tags[automation.TRIGGER_TAG] == \
+    assert tick("yahoo_after_close", instance, when).run_requests[0].tags[policy.TRIGGER_TAG] == \
         "schedule:yahoo_after_close"
 
 
@@ -133,11 +138,12 @@ def test_schedule_skips_while_its_previous_run_is_still_going(monkeypatch):
 
 def test_gwm_automation_off_starts_schedules_and_sensors_stopped(monkeypatch):
     monkeypatch.setenv("GWM_AUTOMATION", "off")
-    assert automation.refresh_schedule(automation.CADENCES[0]).default_status == dg.DefaultScheduleStatus.STOPPED
-    assert automation._sensor_status() == dg.DefaultSensorStatus.STOPPED
+    schedule = source_automation.refresh_schedule(source_automation.CADENCES[0])
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert policy.sensor_status() == dg.DefaultSensorStatus.STOPPED
     monkeypatch.setenv("GWM_AUTOMATION", "sometimes")
     with pytest.raises(ValueError, match="GWM_AUTOMATION"):
-        automation.automation_on()
+        policy.automation_on()
 
 
 # --- earnings on filings ------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ def serve(rsps, aapl, msft) -> None:
 def poll(instance, cursor: str | None = None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
         "settings": SourceSettings(), "world": WorldSchemaResource()})
-    return automation.edgar_filings.evaluate_tick(context)
+    return source_automation.edgar_filings.evaluate_tick(context)
 
 
 def test_edgar_sensor_offline_skips_without_touching_the_network(instance):
@@ -177,9 +183,9 @@ def test_edgar_sensor_requests_a_refresh_per_new_filing_and_advances_its_cursor(
         first = poll(instance)
         assert {c.request.headers["User-Agent"] for c in rsps.calls} == {"gwm tests tests@example.org"}
     [request] = first.run_requests
-    assert automation.edgar_filings.job_name == "refresh_earnings"
+    assert source_automation.edgar_filings.job_name == "refresh_earnings"
     assert request.run_key == f"edgar:{AAPL_10Q[0]},{MSFT_10Q[0]}"
-    assert request.tags[automation.TRIGGER_TAG] == "sensor:edgar_filings"
+    assert request.tags[policy.TRIGGER_TAG] == "sensor:edgar_filings"
     assert request.tags["gwm/filings"] == "AAPL 10-Q, MSFT 10-Q"
     cursor = json.loads(first.cursor)
     assert cursor == {"AAPL": {"filed": "2025-01-31", "accessions": [AAPL_10Q[0]]},
@@ -221,10 +227,10 @@ def test_new_filings_compare_by_date_and_accession():
     day = earnings.Filing("AAPL", AAPL, "acc-2", "10-Q", datetime(2025, 1, 31).date(), None)
     same_day_other = earnings.Filing("AAPL", AAPL, "acc-3", "10-Q/A", day.filed, None)
     seen = {"filed": "2025-01-31", "accessions": ["acc-2"]}
-    assert automation.new_filings([same_day_other, day], seen) == [same_day_other]
-    assert automation.advance(seen, [same_day_other, day]) == {"filed": "2025-01-31",
+    assert source_automation.new_filings([same_day_other, day], seen) == [same_day_other]
+    assert source_automation.advance(seen, [same_day_other, day]) == {"filed": "2025-01-31",
                                                               "accessions": ["acc-2", "acc-3"]}
-    assert automation.advance({"filed": "2025-06-01", "accessions": ["x"]}, [day])["filed"] == "2025-06-01"
+    assert source_automation.advance({"filed": "2025-06-01", "accessions": ["x"]}, [day])["filed"] == "2025-06-01"
 
 
 # --- stale sources ------------------------------------------------------------------------------------
@@ -232,7 +238,7 @@ def test_new_filings_compare_by_date_and_accession():
 def look(instance, warehouse: Path, cursor: str | None = None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "settings": SourceSettings()})
-    return automation.stale_sources.evaluate_tick(context)
+    return source_automation.stale_sources.evaluate_tick(context)
 
 
 def refreshed(warehouse: Path, source: str, status: str, age: timedelta, message: str | None = None) -> datetime:
@@ -434,23 +440,23 @@ def test_a_run_that_planned_the_followers_is_not_followed_again():
 
 def test_training_schedule_is_stopped_unless_the_policy_asks_for_it(monkeypatch):
     assert defs.get_repository_def().get_schedule_def("weekly_training").default_status == \
-        automation.weekly_training_schedule("manual").default_status == dg.DefaultScheduleStatus.STOPPED
+        training_automation.weekly_training_schedule("manual").default_status == dg.DefaultScheduleStatus.STOPPED
     monkeypatch.setenv("GWM_TRAINING_POLICY", "weekly")
-    assert automation.weekly_training_schedule().default_status == dg.DefaultScheduleStatus.RUNNING
+    assert training_automation.weekly_training_schedule().default_status == dg.DefaultScheduleStatus.RUNNING
     monkeypatch.setenv("GWM_TRAINING_POLICY", "manual")
-    assert automation.weekly_training_schedule().default_status == dg.DefaultScheduleStatus.STOPPED
+    assert training_automation.weekly_training_schedule().default_status == dg.DefaultScheduleStatus.STOPPED
     monkeypatch.setenv("GWM_TRAINING_POLICY", "daily")
     with pytest.raises(ValueError, match="GWM_TRAINING_POLICY"):
-        automation.weekly_training_schedule()
+        training_automation.weekly_training_schedule()
     monkeypatch.setenv("GWM_AUTOMATION", "off")  # the automation switch does not decide training
-    assert automation.weekly_training_schedule("weekly").default_status == dg.DefaultScheduleStatus.RUNNING
+    assert training_automation.weekly_training_schedule("weekly").default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_training_runs_started_by_the_policy_say_so(instance):
-    schedule = automation.weekly_training_schedule("weekly")
+    schedule = training_automation.weekly_training_schedule("weekly")
     when = datetime(2025, 3, 8, 2, 0, tzinfo=NY)
     [request] = schedule.evaluate_tick(dg.build_schedule_context(instance=instance,
                                                                  scheduled_execution_time=when)).run_requests
     assert schedule.job_name == "train_curriculum"
-    assert request.tags[automation.POLICY_TAG] == "weekly_training"
+    assert request.tags[policy.POLICY_TAG] == "weekly_training"
     assert request.run_key == f"weekly_training:{when.isoformat()}"

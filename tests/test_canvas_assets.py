@@ -7,9 +7,11 @@ import json
 import dagster as dg
 import duckdb
 
-from gwm_assets.canvas_assets import canvas_assets
+from gwm_assets.canvases.assets import canvas_assets
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 from gwm_model.canvas import Canvas
 from gwm_model.curriculum import load_curriculum
 

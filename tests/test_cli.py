@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gwm_assets.fields.table import write_fields
 from gwm_assets.warehouse import open_warehouse
-from gwm_assets.warehouse.fields_table import write_fields
 from tests.test_warehouse import hold_write_lock
 
 GWM = str(Path(sys.executable).parent / "gwm")

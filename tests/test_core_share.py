@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gwm_assets.core_share import CoreShare
+from gwm_assets.training.core_share import CoreShare
 
 
 def test_alone_a_trainer_takes_every_core_and_leaves_no_trace(tmp_path):

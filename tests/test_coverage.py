@@ -8,9 +8,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from gwm_assets import cli
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.ops import cli
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

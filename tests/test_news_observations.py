@@ -8,14 +8,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from gwm_assets.observations.build import build_observations, write_source_series
 from gwm_assets.sources import news
 from gwm_assets.sources.base import FetchResult
 from gwm_assets.sources.catalog import load_catalog
+from gwm_assets.sources.news_daily import write_news_daily
 from gwm_assets.sources.refresh import write_batch
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import Provenance
-from gwm_assets.warehouse.news_daily import write_news_daily
-from gwm_assets.warehouse.observations import build_observations, write_source_series
 
 NOW = datetime(2026, 1, 1)
 

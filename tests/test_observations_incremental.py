@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from gwm_assets.observations.build import build_observations, write_source_series
 from gwm_assets.sources import fred
 from gwm_assets.sources.base import FetchResult
 from gwm_assets.sources.catalog import load_catalog
 from gwm_assets.sources.refresh import write_batch
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import Provenance
-from gwm_assets.warehouse.observations import build_observations, write_source_series
 
 PROV = Provenance("test:fred", "fred", "test", "test", "test")
 COLUMNS = "field_path, ts, available_at, value, revised_value, source, source_key, provenance"

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from gwm_assets import preflight
-from gwm_assets.canvas_build import build_node_canvas
-from gwm_assets.check_assets import CHECKS
+from gwm_assets.canvases.build import build_node_canvas
+from gwm_assets.definitions import CHECKS
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
-from gwm_assets.deployment import DeploymentError, executor_from_env, training_step_tags
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.ops import preflight
+from gwm_assets.resources.deployment import DeploymentError, executor_from_env, training_step_tags
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.warehouse import open_warehouse
 from gwm_assets.warehouse.parquet import MANIFEST_FILE, ParquetWarehouseIncomplete, read_manifest
 from gwm_model.curriculum import load_curriculum
@@ -53,8 +55,8 @@ def test_an_unknown_executor_fails_with_the_choices():
 
 
 def test_preflight_accepts_the_shipped_deploy_files_for_the_asset_job():
-    """`GWM_EXECUTOR=k8s python -m gwm_assets.preflight deploy/k8s`: Definitions loaded with the k8s executor."""
-    result = run([sys.executable, "-m", "gwm_assets.preflight", "deploy/k8s"], GWM_EXECUTOR="k8s")
+    """`GWM_EXECUTOR=k8s python -m gwm_assets.ops.preflight deploy/k8s`: Definitions loaded with the k8s executor."""
+    result = run([sys.executable, "-m", "gwm_assets.ops.preflight", "deploy/k8s"], GWM_EXECUTOR="k8s")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "executor: k8s for job __ASSET_JOB"
@@ -70,11 +72,11 @@ def test_preflight_rejects_misspelled_keys_and_names_them(tmp_path):
     instance = (DEPLOY / "dagster.yaml").read_text().replace("job_namespace: gwm", "job_namespce: gwm")
     (tmp_path / "run_config.yaml").write_text(run_config)
     (tmp_path / "dagster.yaml").write_text(instance)
-    result = run([sys.executable, "-m", "gwm_assets.preflight", str(tmp_path)], GWM_EXECUTOR="k8s")
+    result = run([sys.executable, "-m", "gwm_assets.ops.preflight", str(tmp_path)], GWM_EXECUTOR="k8s")
     assert result.returncode == 1
     assert 'unexpected config entry "max_concurent" at path root:execution:config' in result.stderr
     assert 'run_launcher.config: Received unexpected config entry "job_namespce"' in result.stderr
-    result = run([sys.executable, "-m", "gwm_assets.preflight", "deploy/k8s"])
+    result = run([sys.executable, "-m", "gwm_assets.ops.preflight", "deploy/k8s"])
     assert result.returncode == 1 and "GWM_EXECUTOR is not k8s" in result.stderr
 
 

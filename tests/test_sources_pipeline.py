@@ -14,7 +14,9 @@ import responses
 import yfinance as yf
 
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 from tests.sources.fakes import FakeFred, chart_json, register_yahoo
 
 
@@ -85,7 +87,7 @@ def test_fred_refresh_fetches_only_what_is_new_and_keeps_revisions(tmp_path, mon
     fake = FakeFred({"UNRATE": list(history)}).install(monkeypatch)
     selection = ["fields", "source_series", "raw_fred", "observations"]
     settings = {"fred_api_key": "test", "fred_revision_days": 0}
-    monkeypatch.setattr("gwm_assets.source_assets._catalog_keys", lambda world, source: ["UNRATE"])
+    monkeypatch.setattr("gwm_assets.sources.assets._catalog_keys", lambda world, source: ["UNRATE"])
     assert run(home, warehouse, selection, **settings).success
     assert sql(warehouse, "SELECT count(*) FROM raw_fred")[0][0] == 2
 
@@ -109,7 +111,7 @@ def test_failed_fetch_keeps_stored_rows_and_names_the_series(tmp_path, monkeypat
     home, warehouse = tmp_path, tmp_path / "w.duckdb"
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     fake = FakeFred({"UNRATE": [("2024-01-01", "2024-02-02", "3.7")]}).install(monkeypatch)
-    monkeypatch.setattr("gwm_assets.source_assets._catalog_keys", lambda world, source: ["UNRATE", "BROKEN"])
+    monkeypatch.setattr("gwm_assets.sources.assets._catalog_keys", lambda world, source: ["UNRATE", "BROKEN"])
     fake.fail["BROKEN"] = 400
     result = run(home, warehouse, ["raw_fred"], raise_on_error=False, fred_api_key="test")
     assert not result.success
@@ -122,7 +124,7 @@ def test_failed_fetch_keeps_stored_rows_and_names_the_series(tmp_path, monkeypat
 def test_yahoo_live_refresh(tmp_path, monkeypatch):
     home, warehouse = tmp_path, tmp_path / "w.duckdb"
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setattr("gwm_assets.source_assets._catalog_keys", lambda world, source: ["AAPL"])
+    monkeypatch.setattr("gwm_assets.sources.assets._catalog_keys", lambda world, source: ["AAPL"])
     yf.data.SingletonMeta._instances.clear()
     days = [date(2024, 1, 2), date(2024, 1, 3)]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

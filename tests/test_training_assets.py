@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from gwm_assets.canvas_assets import canvas_assets
+from gwm_assets.canvases.assets import canvas_assets
 from gwm_assets.definitions import DATA_ASSETS
-from gwm_assets.resources import SourceSettings, TrainingResource, WarehouseResource, WorldSchemaResource
-from gwm_assets.training_assets import training_assets
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.training import TrainingResource
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+from gwm_assets.training.assets import training_assets
 from gwm_model.curriculum import STANDARD_CURRICULUM, load_curriculum
 from gwm_model.curriculum.weights import load_node_weights
 from gwm_model.inference import WorldModel

@@ -25,9 +25,12 @@ import duckdb
 import pytest
 import yaml
 
-from gwm_assets.canvas_assets import canvas_assets
-from gwm_assets.resources import SourceSettings, TrainingResource, WarehouseResource, WorldSchemaResource
-from gwm_assets.training_assets import training_assets
+from gwm_assets.canvases.assets import canvas_assets
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.training import TrainingResource
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+from gwm_assets.training.assets import training_assets
 from gwm_model.curriculum import STANDARD_CURRICULUM, load_curriculum
 from tests.sources.fakes import FakeFred
 from tests.test_training_assets import BASE, TINY, write_tabular

@@ -11,10 +11,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from gwm_assets.check_assets import CHECKS
+from gwm_assets.definitions import CHECKS
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
-from gwm_assets.observation_assets import observations
-from gwm_assets.resources import SourceSettings, WarehouseResource, WorldSchemaResource
+from gwm_assets.observations.assets import observations
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 
 SELECTION = ["fields", "source_series", "raw_tabular", "observations", "canvas_probe"]
 FUTURE = "2099-01-04"

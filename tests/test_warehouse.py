@@ -10,8 +10,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from gwm_assets.fields.table import fields_arrow, write_fields
 from gwm_assets.warehouse import WarehouseBusy, WarehouseMissing, open_warehouse
-from gwm_assets.warehouse.fields_table import fields_arrow, write_fields
 from gwm_model.schema import load_schema
 
 HOLD_LOCK = """

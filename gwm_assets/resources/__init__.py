@@ -1,8 +1,10 @@
-"""Dagster resources of the gwm code location."""
+"""The Dagster resources of the code location, and the settings they read from the environment.
 
-from gwm_assets.resources.sources import SourceSettings
-from gwm_assets.resources.training import TrainingResource
-from gwm_assets.resources.warehouse import WarehouseResource
-from gwm_assets.resources.world import WorldSchemaResource
+Owns: ``WarehouseResource`` (where the warehouse is, lock waiting, Parquet publishing), ``WorldSchemaResource``,
+``SourceSettings`` (live switches and keys; :meth:`SourceSettings.offline_reason` is the one place that decides
+whether a source is live), ``TrainingResource`` (profile, threads, DDP), ``paths`` (where files live) and
+``deployment`` (the executor ``GWM_EXECUTOR`` selects and what a training step asks of a cluster).
 
-__all__ = ["SourceSettings", "TrainingResource", "WarehouseResource", "WorldSchemaResource"]
+May import: ``gwm_assets.warehouse`` and ``gwm_model``. This ``__init__`` imports nothing, so ``paths`` loads
+without Dagster (the CLI needs that): import each resource from its module.
+"""

@@ -7,7 +7,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from gwm_assets.paths import project_root
+from gwm_assets.resources.paths import project_root
 
 USER_AGENT = "gwm world-model feature store (https://example.org/gwm; gwm@example.org)"
 
@@ -32,6 +32,21 @@ class SourceSettings(dg.ConfigurableResource):
                              description="folder of tabular mapping files (*.yaml)")
     sec_user_agent: str = Field(default_factory=lambda: os.environ.get("SEC_USER_AGENT", USER_AGENT))
     plain_requests: bool = Field(default=False, description="give yfinance a plain requests.Session (tests)")
+
+    def offline_reason(self, source: str) -> str | None:
+        """Why ``source`` does not fetch over the network under these settings (naming the setting that turns it
+        on), or None when it is live: FRED with ``FRED_API_KEY``; the others with ``GWM_LIVE=1``, EDGAR also with
+        a non-empty SEC user agent; tabular files are read whenever they exist. The one place this is decided:
+        the source assets, their schedules and sensors and the freshness checks all ask here."""
+        if source == "fred":
+            return None if self.fred_api_key else "FRED_API_KEY is not set"
+        if source == "tabular":
+            return None
+        if not self.live:
+            return "GWM_LIVE=1 is not set"
+        if source == "earnings" and not self.sec_user_agent.strip():
+            return "SEC_USER_AGENT is empty (the SEC refuses requests without a contact)"
+        return None
 
     def session(self):
         import requests

@@ -8,7 +8,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from gwm_assets.paths import checkpoints_dir, warehouse_path
+from gwm_assets.resources.paths import checkpoints_dir, warehouse_path
 
 
 class TrainingResource(dg.ConfigurableResource):
@@ -22,11 +22,11 @@ class TrainingResource(dg.ConfigurableResource):
                                   description="directory of node checkpoints (<dir>/<node>/)")
     torch_threads: int = Field(default=0, description="CPU threads per training process; 0 = share the cores "
                                "between the training steps running at the same time, re-balanced every few steps "
-                               "(gwm_assets.core_share)")
+                               "(gwm_assets.training.core_share)")
     force: bool = Field(default=False, description="retrain even when a checkpoint with the same inputs exists")
     ddp_processes: int = Field(default_factory=lambda: int(os.environ.get("GWM_DDP_PROCESSES") or 0),
-                               description="> 0: each train/<node> asset runs `torchrun --standalone "
-                               "--nproc_per_node=N -m gwm_assets.train_node_ddp` (one process per GPU, torch DDP) "
+                               description="> 0: each train/<node> asset runs `torchrun --standalone --nproc_per_node=N"
+                               " -m gwm_assets.training.train_node_ddp` (one process per GPU, torch DDP) "
                                "instead of training in-process; 0 = GWM_DDP_PROCESSES or in-process. The trunk "
                                "always trains in-process")
 

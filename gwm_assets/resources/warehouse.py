@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from gwm_assets.paths import warehouse_parquet_dir, warehouse_path
+from gwm_assets.resources.paths import warehouse_parquet_dir, warehouse_path
 from gwm_assets.warehouse.connection import open_warehouse
 
 

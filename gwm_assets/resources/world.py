@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from gwm_assets.paths import schema_path
+from gwm_assets.resources.paths import schema_path
 from gwm_model.schema import WorldSchema, default_world
 
 

@@ -1,1 +1,13 @@
-"""Sources: one module per provider. Each fetches into its raw table in source-native columns."""
+"""Sources: one module per provider, their raw tables, and the Dagster assets, checks and automation of them.
+
+Owns: fetchers that take an injected HTTP client and return source-native Arrow tables (``fred``, ``yahoo``,
+``pmi``, ``earnings``, ``news``, ``tabular``), the embedded default (``bundled``), the mapping catalog
+(``catalog``), the raw tables' shapes (``raw_tables``), one refresh of one source (``refresh``), the daily
+news aggregate (``news_daily``), freshness (``freshness``); and the Dagster side: ``assets`` (group
+``sources``), ``checks`` (raw suites in ``expectations/``, freshness) and ``automation`` (refresh jobs,
+schedules, sensors).
+
+May import: ``warehouse``, ``resources``, ``validation``, ``automation`` and ``gwm_model``. A source module
+knows its API and its mapping and nothing about canvases.
+"""
+

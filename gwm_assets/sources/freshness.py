@@ -1,11 +1,10 @@
-"""When a live source counts as on, and whether it refreshed within its release cadence.
+"""Whether a live source refreshed within its release cadence.
 
-One answer, shared by the ``freshness`` asset checks (inside runs), the ``stale_sources`` sensor
-(between runs, also when every schedule is stopped) and the refresh schedules (which skip, naming
-the missing credential, when a source is not live):
+One answer, shared by the ``freshness`` asset checks (inside runs) and the ``stale_sources`` sensor
+(between runs, also when every schedule is stopped):
 
-* a source is **live** when its asset would fetch over the network: FRED with ``FRED_API_KEY``,
-  the others with ``GWM_LIVE=1`` (and, for EDGAR, a non-empty SEC user agent);
+* a source is **live** when :meth:`SourceSettings.offline_reason` says so (the one function that decides
+  it, which the source assets and their schedules and sensors ask too);
 * a live source is **stale** when its last successful refresh (``refresh_log`` status ``ok`` or
   ``partial``) is older than its cadence, or it never refreshed;
 * a source that is not live is **offline**, never stale: its rows come from the embedded default.
@@ -19,24 +18,13 @@ from datetime import datetime, timedelta
 import duckdb
 
 from gwm_assets.resources.sources import SourceSettings
-from gwm_assets.sources.refresh import RAW_SPECS, WATERMARKS
+from gwm_assets.sources.raw_tables import RAW_SPECS, WATERMARKS
 
 # how often each live source publishes something new (days); tabular has no cadence
 CADENCE_DAYS: dict[str, int] = {"fred": 3, "yahoo": 4, "pmi": 35, "earnings": 100, "news": 1}
 # what turns each live source on, as the messages name it
 LIVE_SETTING: dict[str, str] = {"fred": "FRED_API_KEY", "yahoo": "GWM_LIVE=1", "pmi": "GWM_LIVE=1",
                                 "earnings": "GWM_LIVE=1 and a SEC user agent", "news": "GWM_LIVE=1"}
-
-
-def missing_credential(source: str, settings: SourceSettings) -> str | None:
-    """Why ``source`` is not live under ``settings`` (naming the setting), or None when it is live."""
-    if source == "fred":
-        return None if settings.fred_api_key else "FRED_API_KEY is not set"
-    if not settings.live:
-        return "GWM_LIVE=1 is not set"
-    if source == "earnings" and not settings.sec_user_agent.strip():
-        return "SEC_USER_AGENT is empty (the SEC refuses requests without a contact)"
-    return None
 
 
 @dataclass(frozen=True)
@@ -88,7 +76,7 @@ def read_freshness(conn: duckdb.DuckDBPyConnection, settings: SourceSettings, no
         latest = (conn.execute(f'SELECT max("{column}") FROM {spec.name}').fetchone()[0]
                   if spec.name in tables else None)
         last_ok, last_status, last_message = logged.get(source, (None, None, None))
-        blocker = missing_credential(source, settings)
+        blocker = settings.offline_reason(source)
         if blocker is not None:
             state = "offline"
             held = (f"history comes from the embedded default, latest data point {latest}" if latest is not None

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from gwm_assets.sources import earnings, fred, news, pmi, tabular, yahoo
 from gwm_assets.sources.base import FetchResult, SourceError
+from gwm_assets.sources.raw_tables import RAW_SPECS, SERIES, WATERMARKS
+from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import registered, transaction
 from gwm_assets.warehouse.ledger import (
     Provenance,
@@ -28,27 +29,9 @@ from gwm_assets.warehouse.ledger import (
     record_refresh,
     release_fixed,
 )
-from gwm_assets.warehouse.observations import SERIES
-from gwm_assets.warehouse.raw_store import RawTableSpec, upsert
-
-RAW_SPECS: dict[str, RawTableSpec] = {
-    "fred": fred.RAW,
-    "yahoo": yahoo.RAW,
-    "tabular": tabular.RAW,
-    "pmi": RawTableSpec(pmi.RAW_TABLE, pmi.RAW_COLUMNS, pmi.KEY_COLUMNS, pmi.VALUE_COLUMNS),
-    "earnings": RawTableSpec(earnings.RAW_TABLE, earnings.RAW_COLUMNS, earnings.KEY_COLUMNS, earnings.VALUE_COLUMNS),
-    "news": RawTableSpec(news.RAW_TABLE, news.RAW_COLUMNS, news.KEY_COLUMNS, news.VALUE_COLUMNS,
-                         news.DERIVED_COLUMNS),
-}
-# (column naming the series, column whose maximum is the series' watermark)
-WATERMARKS = {"fred": ("series_id", "date"), "yahoo": ("ticker", "date"), "pmi": ("series_code", "period"),
-              "earnings": ("ticker", "filed"), "news": ("feed", "published_at"), "tabular": ("dataset", "date")}
+from gwm_assets.warehouse.raw_store import upsert
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import duckdb
 
+from gwm_assets.warehouse.errors import WarehouseBusy, WarehouseMissing
+
 LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked")
-
-
-class WarehouseBusy(TimeoutError):
-    """The warehouse stayed locked by another process for longer than the timeout."""
-
-
-class WarehouseMissing(FileNotFoundError):
-    """A read-only connection was asked for a warehouse file that does not exist yet."""
 
 
 def is_lock_error(exc: BaseException) -> bool:

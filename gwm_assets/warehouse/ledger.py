@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 
 import duckdb
 import pyarrow as pa
 
-from gwm_assets.sources.base import Reject
 from gwm_assets.warehouse.connection import registered
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One input row that could not be accepted, and why."""
+
+    source: str
+    source_key: str
+    ts: date | datetime | None
+    reason: str
+    raw: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, object]:
+        ts = self.ts.isoformat() if self.ts is not None else None
+        return {"source": self.source, "source_key": self.source_key, "ts": ts, "reason": self.reason,
+                "raw": json.dumps(self.raw, default=str, sort_keys=True)}
+
 
 LEDGER_DDL = (
     """CREATE TABLE IF NOT EXISTS provenance (

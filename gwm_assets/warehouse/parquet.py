@@ -32,8 +32,8 @@ from pathlib import Path
 
 import duckdb
 
-from gwm_assets.warehouse.connection import WarehouseMissing
-from gwm_assets.warehouse.coverage import FIELD_COVERAGE, LAYER_COVERAGE
+from gwm_assets.warehouse.coverage_views import FIELD_COVERAGE, LAYER_COVERAGE
+from gwm_assets.warehouse.errors import WarehouseMissing
 
 FORMAT = "gwm-warehouse-parquet/1"
 MANIFEST_FILE = "manifest.json"

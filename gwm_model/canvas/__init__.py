@@ -1,6 +1,8 @@
 """Canvases: where each field sits on the (H, W) grid, which fields attend to which, and the tensors
 built from observations on a time axis (values, presence, availability, normalisation).
 
+May import :mod:`gwm_model.schema` only.
+
 The torch-facing parts (``CanvasWindows``, the user-data ``HeterogeneousDataset`` and
 ``build_mixed_dataloader``) are imported on first use, so importing the package stays light.
 """

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from gwm_model.curriculum.dataset_profile import DatasetProfile
 from gwm_model.curriculum.llm import CurriculumProvider, choose_provider, design_prompt, parse_reply
 from gwm_model.curriculum.profiles import BUILTIN_CPU_PROFILE, CurriculumError, parse_profile, profile_to_dict
 from gwm_model.curriculum.seed_format import tiers_from_parents
@@ -34,29 +35,6 @@ from gwm_model.curriculum.spec import (
 from gwm_model.schema import WorldSchema, default_world
 
 OFFLINE = "offline"
-
-
-@dataclass(frozen=True)
-class DatasetProfile:
-    """A dataset as the planner sees it. ``fields``: world field paths or subtree prefixes it fills;
-    ``source``: the data source name nodes list in ``data_sources`` (default: ``name``)."""
-
-    name: str
-    description: str = ""
-    fields: tuple[str, ...] = ()
-    source: str | None = None
-    frequency: str | None = None
-    n_rows: int | None = None
-    columns: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for key in ("fields", "columns"):
-            value = getattr(self, key)
-            object.__setattr__(self, key, (value,) if isinstance(value, str) else tuple(value))
-
-    @property
-    def source_name(self) -> str:
-        return self.source or self.name
 
 
 @dataclass

@@ -15,13 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from gwm_model.curriculum.dataset_profile import DatasetProfile
 from gwm_model.curriculum.profiles import CurriculumError
 from gwm_model.schema import GroupNode, WorldSchema
-
-if TYPE_CHECKING:
-    from gwm_model.curriculum.design import DatasetProfile
 
 ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
 OPENAI_URL = "https://api.openai.com/v1/chat/completions"

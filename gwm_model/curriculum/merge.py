@@ -16,7 +16,9 @@ their average is a working model. Rules, per state-dict key:
 
 :func:`start_child` pours the merge into a child model. Keys no parent has are fresh; a block the
 child adds beyond every parent gets zero branch scales (the identity), so the child starts out
-computing exactly the merged model.
+computing exactly the merged model. :func:`start_node` gives a curriculum node its starting point (a
+fork of the trunk, a copy of its one parent, or the merge of its parents); :func:`instantiate` builds a
+model for any canvas carrying given weights (what the merge measures compare).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from gwm_model.curriculum.profiles import MergeSettings
 from gwm_model.curriculum.weights import FIELD_KEY, NodeWeights
-from gwm_model.nn.model import WorldModelNet
+from gwm_model.nn.build import build_world_model
+from gwm_model.nn.model import ModelConfig, WorldModelNet
 
 METHODS = ("mean", "weighted", "ties")
 LOOP_GAIN = "backbone.loop_gain"
@@ -176,3 +180,28 @@ def start_child(model: WorldModelNet, merged: NodeWeights, report: MergeReport |
         model.backbone.zero_branches(added)
     report.zero_initialised_blocks = added
     return report
+
+
+def start_node(model: WorldModelNet, trunk: NodeWeights, parents: Sequence[NodeWeights], merge: MergeSettings
+               ) -> tuple[NodeWeights | None, MergeReport]:
+    """Pour a node's starting point into ``model``: with no parent a ``fork`` of ``trunk``, with one a ``copy``
+    of it, with several their merge by ``merge.method``. Returns the merged weights (None for a fork or a
+    copy) and the report."""
+    if len(parents) <= 1:
+        source, method = (parents[0], "copy") if parents else (trunk, "fork")
+        report = MergeReport(method=method, parents=[source.name], used=[source.name], copied=list(source.shared))
+        start_child(model, source, report)
+        report.fields_copied = len(model.plan.fields) - report.fields_fresh
+        return None, report
+    merged, report = merge_parents(parents, merge.method, base=trunk, ties_density=merge.ties_density)
+    start_child(model, merged, report)
+    return merged, report
+
+
+def instantiate(weights: NodeWeights, canvas, fields_of, config: ModelConfig | None = None,
+                embeddings=None) -> WorldModelNet:
+    """A model for ``canvas`` carrying ``weights`` (architecture ``config``, default the weights' own); blocks
+    the weights lack start as identities, field rows they lack at zero."""
+    model = build_world_model(canvas, fields_of, config or weights.config, embeddings=embeddings)
+    start_child(model, weights)
+    return model.eval()

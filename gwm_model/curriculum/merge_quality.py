@@ -13,37 +13,70 @@ so every model is scored on the same hidden cells):
 * after training, ``child_minus_parent``: ``L_child - L_p`` (negative: the child does better on
   ``p``'s own windows than ``p`` itself).
 
-The summary keeps the worst case over parents.
+The summary keeps the worst case over parents. Every model is built on a parent's canvas by
+:meth:`ParentView.model`; the parent's own model is built once per view and serves both the measures
+before training and the comparison with the trained child after.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from gwm_model.canvas.canvas import Canvas
-from gwm_model.curriculum.weights import NodeWeights, instantiate
-from gwm_model.training.batches import WindowBatches, split_anchors
+from gwm_model.curriculum.merge import instantiate
+from gwm_model.curriculum.validation import validation_anchors, window_loss
+from gwm_model.curriculum.weights import NodeWeights
+from gwm_model.nn.model import ModelConfig
 from gwm_model.training.config import TrainConfig
-from gwm_model.training.steps import Objective
 from gwm_model.training.trainer import resolve_device
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+NO_WINDOWS = {"val_windows": 0, "note": "no validation windows with data"}
 
 
-@dataclass
+def deeper(a: ModelConfig, b: ModelConfig) -> ModelConfig:
+    """The architecture that holds both (added blocks are identities, so neither model changes)."""
+    return a if a.n_layers >= b.n_layers else b
+
+
+@dataclass(eq=False)
 class ParentView:
-    """A parent as the quality measures need it: its weights, canvas and projection (for field specs)."""
+    """A parent as the measures see it: its weights, canvas and projection (for field specs).
+
+    ``architecture``: what every model on this canvas is built with (it must hold all of them: a node's own,
+    which may only grow); default: for each comparison, the deeper of the parent and the other model.
+    """
 
     name: str
     weights: NodeWeights
     canvas: Canvas
     fields_of: object
+    architecture: ModelConfig | None = None
+    _own: tuple[ModelConfig, nn.Module] | None = field(default=None, init=False, repr=False)
+
+    def windows(self, train: TrainConfig, limit: int) -> np.ndarray:
+        """The validation anchors the measures use (none when the canvas has no data)."""
+        return validation_anchors(self.canvas, train, limit) if self.canvas.presence.any() else np.zeros(0, np.int64)
+
+    def config_against(self, other: NodeWeights) -> ModelConfig:
+        return self.architecture or deeper(other.config, self.weights.config)
+
+    def model(self, weights: NodeWeights, config: ModelConfig, train: TrainConfig, embeddings=None) -> nn.Module:
+        """``weights`` in a model for this canvas (architecture ``config``) on ``train``'s device; the parent's
+        own model is built once per architecture and kept for later measures."""
+        if weights is self.weights and self._own is not None and self._own[0] == config:
+            return self._own[1]
+        model = instantiate(weights, self.canvas, self.fields_of, config, embeddings).to(resolve_device(train.device))
+        if weights is self.weights:
+            self._own = (config, model)
+        return model
 
 
 class MeanOfModels(nn.Module):
@@ -58,56 +91,11 @@ class MeanOfModels(nn.Module):
         return torch.stack([m(*args, **kwargs) for m in self.members]).mean(dim=0)
 
 
-def validation_anchors(canvas: Canvas, train: TrainConfig, limit: int = 64) -> np.ndarray:
-    """The canvas's validation anchors for ``train``'s window, thinned evenly to at most ``limit``."""
-    try:
-        val = split_anchors(canvas, train.context, train.horizon, train.val_fraction).val
-    except ValueError:
-        return np.zeros(0, dtype=np.int64)
-    if val.size > limit:
-        val = val[np.linspace(0, val.size - 1, limit).round().astype(int)]
-    return val
-
-
-@torch.no_grad()
-def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: TrainConfig, seed: int = 1234) -> float:
-    """Objective loss of ``model`` on ``anchors`` of ``canvas`` with a fixed masking draw (nan if none scored)."""
-    if anchors.size == 0:
-        return math.nan
-    device = next(model.parameters()).device  # evaluated where the model lives (CPU or the training GPU)
-    batches = WindowBatches(canvas, train.context, train.horizon, device)
-    objective = Objective(model, batches, train.objective, train.masking)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    total, weight = 0.0, 0
-    model.eval()
-    for i in range(0, anchors.size, 64):
-        loss, _, n = objective.loss(batches(anchors[i:i + 64]), generator)
-        total += float(loss) * n
-        weight += n
-    return total / weight if weight else math.nan
-
-
-def _on(model: nn.Module, train: TrainConfig) -> nn.Module:
-    return model.to(resolve_device(train.device))
-
-
 def _lerp(a: nn.Module, b: nn.Module, alpha: float, into: nn.Module) -> nn.Module:
     sa, sb = a.state_dict(), b.state_dict()
     into.load_state_dict({k: torch.lerp(sa[k].float(), sb[k].float(), alpha).to(sa[k].dtype)
                           if sa[k].is_floating_point() else sa[k] for k in sa})
     return into
-
-
-def _parent_windows(p: ParentView, other: NodeWeights, train: TrainConfig, limit: int
-                    ) -> tuple[np.ndarray, object]:
-    """``p``'s validation anchors (empty when it has none with data) and the architecture that holds both
-    ``p`` and ``other``: the deeper of the two (added blocks are identities, so neither model changes)."""
-    anchors = validation_anchors(p.canvas, train, limit) if p.canvas.presence.any() else np.zeros(0, np.int64)
-    config = other.config if other.config.n_layers >= p.weights.config.n_layers else p.weights.config
-    return anchors, config
-
-
-NO_WINDOWS = {"val_windows": 0, "note": "no validation windows with data"}
 
 
 def _share(fork: float, parent: float, merged: float) -> float | None:
@@ -117,24 +105,34 @@ def _share(fork: float, parent: float, merged: float) -> float | None:
     return (fork - merged) / gain
 
 
+Measure = Callable[[ParentView, np.ndarray, ModelConfig], dict[str, object]]
+
+
+def _on_each_parent(parents: Sequence[ParentView], other: NodeWeights, train: TrainConfig, max_windows: int,
+                    measure: Measure) -> dict[str, dict[str, object]]:
+    """``measure(p, anchors, config)`` for each parent ``p`` on its validation windows, with the architecture
+    that holds ``p`` and ``other``; a parent without windows gets :data:`NO_WINDOWS`."""
+    out: dict[str, dict[str, object]] = {}
+    for p in parents:
+        anchors = p.windows(train, max_windows)
+        out[p.name] = measure(p, anchors, p.config_against(other)) if anchors.size else dict(NO_WINDOWS)
+    return out
+
+
 def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: NodeWeights, train: TrainConfig,
                   embeddings=None, max_windows: int = 64, alphas: Sequence[float] = ALPHAS) -> dict[str, object]:
     """The measures of the module docstring for each parent, and their worst cases."""
-    per_parent: dict[str, dict[str, object]] = {}
-    for p in parents:
-        anchors, config = _parent_windows(p, merged, train, max_windows)
-        if anchors.size == 0:
-            per_parent[p.name] = dict(NO_WINDOWS)
-            continue
-        own = _on(instantiate(p.weights, p.canvas, p.fields_of, config, embeddings), train)
-        merged_model = _on(instantiate(merged, p.canvas, p.fields_of, config, embeddings), train)
-        fork_model = _on(instantiate(fork, p.canvas, p.fields_of, config, embeddings), train)
-        losses = {name: window_loss(m, p.canvas, anchors, train) for name, m in
-                  (("parent", own), ("merged", merged_model), ("fork", fork_model))}
-        ensemble = MeanOfModels([_on(instantiate(q.weights, p.canvas, p.fields_of, None, embeddings), train)
+
+    def measure(p: ParentView, anchors: np.ndarray, config: ModelConfig) -> dict[str, object]:
+        own = p.model(p.weights, config, train, embeddings)
+        merged_model = p.model(merged, config, train, embeddings)
+        losses = {"parent": window_loss(own, p.canvas, anchors, train),
+                  "merged": window_loss(merged_model, p.canvas, anchors, train),
+                  "fork": window_loss(p.model(fork, config, train, embeddings), p.canvas, anchors, train)}
+        ensemble = MeanOfModels([p.model(q.weights, deeper(config, q.weights.config), train, embeddings)
                                  for q in parents])
         losses["ensemble"] = window_loss(ensemble, p.canvas, anchors, train)
-        scratch = _on(instantiate(merged, p.canvas, p.fields_of, config, embeddings), train)
+        scratch = copy.deepcopy(own)  # holds the points between the parent and the merge
         path = []
         for alpha in alphas:
             if alpha == 0.0:
@@ -144,10 +142,12 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
             else:
                 path.append(window_loss(_lerp(own, merged_model, alpha, scratch), p.canvas, anchors, train))
         barrier = max(v - ((1 - a) * path[0] + a * path[-1]) for a, v in zip(alphas, path, strict=True))
-        per_parent[p.name] = {"val_windows": int(anchors.size), **{f"loss_{k}": v for k, v in losses.items()},
-                              "surviving_share": _share(losses["fork"], losses["parent"], losses["merged"]),
-                              "ensemble_gap": losses["merged"] - losses["ensemble"], "barrier": max(0.0, barrier),
-                              "path": [{"alpha": a, "loss": v} for a, v in zip(alphas, path, strict=True)]}
+        return {"val_windows": int(anchors.size), **{f"loss_{k}": v for k, v in losses.items()},
+                "surviving_share": _share(losses["fork"], losses["parent"], losses["merged"]),
+                "ensemble_gap": losses["merged"] - losses["ensemble"], "barrier": max(0.0, barrier),
+                "path": [{"alpha": a, "loss": v} for a, v in zip(alphas, path, strict=True)]}
+
+    per_parent = _on_each_parent(parents, merged, train, max_windows, measure)
     measured = [v for v in per_parent.values() if v.get("val_windows")]
     shares = [v["surviving_share"] for v in measured if v["surviving_share"] is not None]
     return {"parents": per_parent,
@@ -159,17 +159,13 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
 def child_against_parents(child: NodeWeights, parents: Sequence[ParentView], train: TrainConfig, embeddings=None,
                           max_windows: int = 64) -> dict[str, object]:
     """After training: the child's loss on each parent's validation windows against the parent's own."""
-    out: dict[str, dict[str, object]] = {}
-    for p in parents:
-        anchors, config = _parent_windows(p, child, train, max_windows)
-        if anchors.size == 0:
-            out[p.name] = dict(NO_WINDOWS)
-            continue
-        parent_model = _on(instantiate(p.weights, p.canvas, p.fields_of, config, embeddings), train)
-        child_model = _on(instantiate(child, p.canvas, p.fields_of, config, embeddings), train)
-        parent_loss = window_loss(parent_model, p.canvas, anchors, train)
-        child_loss = window_loss(child_model, p.canvas, anchors, train)
-        out[p.name] = {"val_windows": int(anchors.size), "loss_parent": parent_loss, "loss_child": child_loss,
-                       "child_minus_parent": child_loss - parent_loss}
+
+    def measure(p: ParentView, anchors: np.ndarray, config: ModelConfig) -> dict[str, object]:
+        parent_loss = window_loss(p.model(p.weights, config, train, embeddings), p.canvas, anchors, train)
+        child_loss = window_loss(p.model(child, config, train, embeddings), p.canvas, anchors, train)
+        return {"val_windows": int(anchors.size), "loss_parent": parent_loss, "loss_child": child_loss,
+                "child_minus_parent": child_loss - parent_loss}
+
+    out = _on_each_parent(parents, child, train, max_windows, measure)
     diffs = [v["child_minus_parent"] for v in out.values() if v.get("val_windows")]
     return {"parents": out, "worst_child_minus_parent": max(diffs) if diffs else None}

@@ -1,20 +1,28 @@
-"""Train one curriculum node: check its inputs, start it from the trunk or its parents, train, measure, save.
+"""Train one curriculum node in one pass: resolve its inputs, start it, measure the start, train, evaluate, save.
 
-1. Before anything trains, the trunk's and every parent's checkpoint is read and verified (weights
-   hash, model width, schema hash against the node's canvas); a failure names the node and the file.
-2. Start: a tier-0 node forks from the trunk; one parent is copied; several are merged
-   (:mod:`gwm_model.curriculum.merge`) and the merge is measured on each parent's validation windows
+:func:`train_node` runs six steps, each one function:
+
+1. :func:`resolve_inputs`: before anything trains, the trunk's and every parent's checkpoint is read and
+   verified (weights hash, model width, schema hash against the node's canvas); a failure names the node
+   and the file.
+2. :func:`~gwm_model.curriculum.merge.start_node`: the node's model, built once, starts as a fork of the
+   trunk (tier 0), a copy of its one parent, or the merge of its parents, with the merge report.
+3. :func:`measure_merge`: a join's merge measured on each parent's validation windows
    (:mod:`gwm_model.curriculum.merge_quality`).
-3. Train with the node's hyperparameters (a node whose canvas has no data is not trained: its
-   checkpoint is its starting point, and says so), evaluate against the baselines on the test
-   windows, and for joins compare the trained child with each parent on the parent's windows.
-4. Write the checkpoint: weights plus a manifest with the lineage (parents and trunk with their
-   weights' hashes), the merge report and measures, the profile and hyperparameters, the canvas
-   data version and schema hash, steps, metrics and seed.
+4. :func:`train_started`: train with the node's hyperparameters (a node whose canvas has no data is not
+   trained: its checkpoint is its starting point, and says so).
+5. :func:`evaluate_node`: against the baselines on the test windows, skill over persistence on the
+   validation windows, and for a join the trained child against each parent on the parent's windows.
+6. :func:`save_node`: weights plus a manifest with the lineage (parents and trunk with their weights'
+   hashes), the merge report and measures, the profile and hyperparameters, the canvas data version and
+   schema hash, steps, metrics and seed.
 
-Under ``torchrun`` (a process group initialised, :mod:`gwm_model.training.distributed`) every rank runs
-steps 1-3's training with DDP; rank 0 alone measures the merge, evaluates, checks that every rank ended
-with the same weights (their digests go into the manifest's ``distributed`` section) and writes the
+Each parent's model on its own canvas is built once (its :class:`ParentView`) and serves both the merge
+measures and the comparison with the trained child.
+
+Under ``torchrun`` (a process group initialised, :mod:`gwm_model.training.distributed`) every rank resolves,
+starts and trains (with DDP), and checks that every rank ended with the same weights (their digests go into
+the manifest's ``distributed`` section); rank 0 alone measures the merge, evaluates and writes the
 checkpoint; the other ranks return None.
 """
 
@@ -32,15 +40,16 @@ import numpy as np
 import torch
 
 from gwm_model.canvas.canvas import Canvas
-from gwm_model.curriculum.merge import MergeReport, merge_parents, start_child
-from gwm_model.curriculum.merge_quality import ParentView, child_against_parents, merge_quality, validation_anchors
-from gwm_model.curriculum.merge_quality import window_loss as _window_loss
+from gwm_model.curriculum.merge import MergeReport, start_node
+from gwm_model.curriculum.merge_quality import ParentView, child_against_parents, merge_quality
 from gwm_model.curriculum.spec import CurriculumNode
+from gwm_model.curriculum.validation import persistence_skill
 from gwm_model.curriculum.weights import NodeWeights, load_node_weights, state_digest
+from gwm_model.evaluation.model_eval import evaluate_fitted
 from gwm_model.nn.build import build_world_model
 from gwm_model.training import distributed
 from gwm_model.training.checkpoint import MANIFEST_FILE, CheckpointError, save_checkpoint
-from gwm_model.training.run import projection_record, train_model
+from gwm_model.training.run import FittedModel, field_periods, fit_model, projection_record
 from gwm_model.training.trainer import TrainHistory, resolve_device, seed_everything
 
 ARCHITECTURE_KEYS = ("d_model", "n_heads", "ff_mult", "value_channels", "backbone", "n_loops")
@@ -74,6 +83,25 @@ class NodeResult:
     parents: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class NodeInputs:
+    """A node's verified inputs: the trunk's weights and, per parent, its weights beside its canvas."""
+
+    trunk_dir: Path
+    trunk: NodeWeights
+    parents: list[ParentInput]
+    views: list[ParentView]
+
+
+@dataclass
+class NodeScores:
+    """What step 5 measured: the test evaluation, the manifest's metrics, and a join's child against its parents."""
+
+    evaluation: dict[str, Any] | None
+    metrics: dict[str, float | None]
+    child_vs_parents: dict[str, Any] | None
+
+
 def _check_compatible(node: str, canvas: Canvas, weights: NodeWeights, role: str, directory: Path, hyper) -> None:
     where = f"node '{node}': {role} checkpoint {directory / MANIFEST_FILE}"
     schema = weights.manifest.get("canvas", {}).get("schema_hash") or weights.manifest.get("schema_hash")
@@ -93,34 +121,49 @@ def _check_compatible(node: str, canvas: Canvas, weights: NodeWeights, role: str
                               "layers as its parents")
 
 
-def load_inputs(node: CurriculumNode, canvas: Canvas, hyper, trunk_dir: Path, parents: Sequence[ParentInput]
-                ) -> tuple[NodeWeights, list[NodeWeights]]:
-    """Read and verify the trunk and parent checkpoints (step 1 of the module docstring)."""
+def resolve_inputs(node: CurriculumNode, canvas: Canvas, hyper, trunk_dir: Path, parents: Sequence[ParentInput]
+                   ) -> NodeInputs:
+    """Step 1: read and verify the trunk and parent checkpoints. Each parent's view measures models with the
+    node's architecture, which holds every parent (a child may only grow), its merge and the node itself."""
     declared, given = list(node.parents), [p.name for p in parents]
     if declared != given:
         raise CheckpointError(f"node '{node.name}' declares parents {declared} but was given {given}")
     trunk = load_node_weights(trunk_dir, "trunk", role=f"node '{node.name}': trunk")
-    _check_compatible(node.name, canvas, trunk, "trunk", Path(trunk_dir), hyper)
-    loaded = []
+    _check_compatible(node.name, canvas, trunk, "trunk", trunk_dir, hyper)
+    views = []
     for p in parents:
         weights = load_node_weights(p.checkpoint, p.name, role=f"node '{node.name}': parent")
         _check_compatible(node.name, canvas, weights, f"parent {p.name}", Path(p.checkpoint), hyper)
-        loaded.append(weights)
-    return trunk, loaded
+        views.append(ParentView(p.name, weights, p.canvas, p.fields_of, architecture=hyper.model))
+    return NodeInputs(trunk_dir, trunk, list(parents), views)
 
 
-def persistence_skill(model, canvas: Canvas, train, embeddings, fields_of) -> float | None:
-    """Skill over persistence on the validation windows, ``1 - L_model / L_persistence``, one masking draw
-    for both (persistence is an untrained model: its correction head starts at zero)."""
-    anchors = validation_anchors(canvas, train, limit=256)
-    if anchors.size == 0 or not canvas.presence.any():
-        return None
-    fresh = build_world_model(canvas, fields_of, model.config, embeddings=embeddings)
-    base = _window_loss(fresh, canvas, anchors, train)
-    loss = _window_loss(model, canvas, anchors, train)
-    if not (math.isfinite(base) and math.isfinite(loss)) or base <= 0:
-        return None
-    return 1.0 - loss / base
+def measure_merge(node: str, report: MergeReport, inputs: NodeInputs, merged: NodeWeights, hyper, embeddings,
+                  log) -> dict[str, Any]:
+    """Step 3: how much of each parent's gain the merge keeps, on the parent's validation windows."""
+    log(f"{node}: {report.summary()} in {report.seconds * 1000:.0f} ms; measuring the merge on each "
+        "parent's validation windows")
+    measured = time.perf_counter()
+    quality = merge_quality(inputs.views, inputs.trunk, merged, hyper.train, embeddings)
+    quality["seconds"] = time.perf_counter() - measured
+    log(f"{node}: merge keeps a worst-case share {quality['worst_surviving_share']} of parents' "
+        f"gains; gap to the ensemble {quality['worst_ensemble_gap']}; loss barrier {quality['max_barrier']}")
+    return quality
+
+
+def train_started(node: str, model, canvas: Canvas, fields_of, hyper, report: MergeReport, embeddings, loggers,
+                  log) -> tuple[FittedModel, str]:
+    """Step 4: train the started ``model`` with the node's hyperparameters; a canvas without data is not trained
+    (0 steps) and the returned note says so."""
+    train_config, note = hyper.train, ""
+    if not canvas.presence.any():
+        train_config = replace(hyper.train, steps=0)
+        note = (f"no data on the canvas: not trained; the checkpoint is its starting point "
+                f"({report.method} of {', '.join(report.used)})")
+        log(f"{node}: {note}")
+    fitted = fit_model(canvas, fields_of, hyper.model, train_config, model=model, embeddings=embeddings,
+                       loggers=loggers or [])
+    return fitted, note
 
 
 def _ranks_agree(node: str, model, batch_size: int) -> dict[str, Any]:
@@ -134,84 +177,80 @@ def _ranks_agree(node: str, model, batch_size: int) -> dict[str, Any]:
             "rank_batch_size": math.ceil(batch_size / world), "rank_weight_digests": digests}
 
 
-def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: str | Path, trunk_dir: str | Path,
-               parents: Sequence[ParentInput] = (), *, embeddings=None, loggers: Sequence | None = None,
-               log=print, extra_manifest: dict[str, Any] | None = None) -> NodeResult | None:
-    """Steps 1-4 of the module docstring; ``log(message)`` reports progress; ``extra_manifest`` is added to the
-    manifest (e.g. the caller's fingerprint of the inputs). Returns None on DDP ranks other than 0."""
-    started = time.perf_counter()
-    main = distributed.is_main()
-    if not main:
-        def log(message: str) -> None:
-            pass
-
-    out_dir, trunk_dir = Path(out_dir), Path(trunk_dir)
-    trunk, parent_weights = load_inputs(node, canvas, hyper, trunk_dir, parents)
-    seed_everything(hyper.train.seed)
-    model = build_world_model(canvas, fields_of, hyper.model, embeddings=embeddings)
-    quality = None
-    views = [ParentView(p.name, w, p.canvas, p.fields_of) for p, w in zip(parents, parent_weights, strict=True)]
-    if len(parents) <= 1:  # fork from the trunk, or start from the one parent
-        source, method = (parent_weights[0], "copy") if parents else (trunk, "fork")
-        report = MergeReport(method=method, parents=[source.name], used=[source.name], copied=list(source.shared))
-        start_child(model, source, report)
-        report.fields_copied = len(model.plan.fields) - report.fields_fresh
-    else:
-        merged, report = merge_parents(parent_weights, hyper.merge.method, base=trunk,
-                                       ties_density=hyper.merge.ties_density)
-        start_child(model, merged, report)
-        if main:  # a measurement: in a DDP run the other ranks wait for rank 0 at the start of training
-            log(f"{node.name}: {report.summary()} in {report.seconds * 1000:.0f} ms; measuring the merge on each "
-                "parent's validation windows")
-            measured = time.perf_counter()
-            quality = merge_quality(views, trunk, merged, hyper.train, embeddings)
-            quality["seconds"] = time.perf_counter() - measured
-            log(f"{node.name}: merge keeps a worst-case share {quality['worst_surviving_share']} of parents' "
-                f"gains; gap to the ensemble {quality['worst_ensemble_gap']}; loss barrier {quality['max_barrier']}")
+def evaluate_node(node: str, fitted: FittedModel, canvas: Canvas, fields_of, hyper, inputs: NodeInputs,
+                  embeddings) -> NodeScores:
+    """Step 5: the test windows against the baselines (on the training device), then, with the model on the CPU,
+    a join's child against each parent and the skill over persistence on the validation windows."""
     has_data = bool(canvas.presence.any())
-    train_config = hyper.train
-    note = ""
-    if not has_data:
-        train_config = replace(hyper.train, steps=0)
-        note = (f"no data on the canvas: not trained; the checkpoint is its starting point "
-                f"({report.method} of {', '.join(report.used)})")
-        log(f"{node.name}: {note}")
-    trained = train_model(canvas, fields_of, hyper.model, train_config, model=model, embeddings=embeddings,
-                          loggers=loggers or [], evaluate=has_data, baselines=hyper.evaluation.baselines,
-                          max_eval_anchors=hyper.evaluation.max_anchors)
-    model, history = trained.model.cpu().eval(), trained.history
-    ddp = _ranks_agree(node.name, model, train_config.batch_size) if distributed.is_active() else None
-    if not main:
-        return None
+    evaluation = (evaluate_fitted(fitted, hyper.evaluation.baselines, hyper.evaluation.max_anchors)
+                  if has_data else None)
+    model = fitted.model.cpu().eval()
     after = None
-    if len(parents) > 1 and has_data:
-        after = child_against_parents(NodeWeights.from_model(node.name, model), views, hyper.train, embeddings)
-    steps = int(history.timing.get("steps", 0))
-    evaluation = trained.evaluation.to_dict() if trained.evaluation else None
+    if len(inputs.views) > 1 and has_data:
+        after = child_against_parents(NodeWeights.from_model(node, model), inputs.views, hyper.train, embeddings)
+    evaluation = evaluation.to_dict() if evaluation else None
     summary = (evaluation or {}).get("summary", {})
-    metrics = {"val_loss": history.to_dict()["best_val_loss"],
+    metrics = {"val_loss": fitted.history.to_dict()["best_val_loss"],
                "val_skill": persistence_skill(model, canvas, hyper.train, embeddings, fields_of),
                "test_skill": summary.get("skill"), "test_mse": summary.get("mse"),
                "dm_pvalue": summary.get("dm_pvalue")}
+    return NodeScores(evaluation, metrics, after)
+
+
+def save_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: Path, inputs: NodeInputs,
+              report: MergeReport, quality: dict[str, Any] | None, fitted: FittedModel, scores: NodeScores, note: str,
+              ddp: dict[str, Any] | None, started: float, extra_manifest: dict[str, Any] | None) -> NodeResult:
+    """Step 6: write the checkpoint (weights and the manifest of the module docstring)."""
+    history, train_config = fitted.history, fitted.trainer.config
+    steps = int(history.timing.get("steps", 0))
     train_steps = int(np.searchsorted(canvas.axis.starts, np.datetime64(canvas.stats.train_end, "D"), side="right"))
-    lineage = {"trunk": {"weights_sha256": trunk.sha256, "path": str(trunk_dir)},
-               "parents": [{"name": p.name, "weights_sha256": w.sha256, "path": str(p.checkpoint)}
-                           for p, w in zip(parents, parent_weights, strict=True)],
+    lineage = {"trunk": {"weights_sha256": inputs.trunk.sha256, "path": str(inputs.trunk_dir)},
+               "parents": [{"name": p.name, "weights_sha256": v.weights.sha256, "path": str(p.checkpoint)}
+                           for p, v in zip(inputs.parents, inputs.views, strict=True)],
                "data_size": float(canvas.presence[:train_steps].sum()),
                "canvas_data_version": canvas.data_version, "schema_hash": canvas.schema_hash}
     extra = {"node": {"name": node.name, "tier": node.tier, "description": node.description,
                       "include": list(node.include), "exclude": list(node.exclude), "entities": node.entities,
                       "parents": list(node.parents), "data_sources": list(node.data_sources)},
              "projection": projection_record(fields_of) if hasattr(fields_of, "projection_hash") else None,
-             "lineage": lineage, "merge": {"report": report.to_dict(), "quality": quality, "child_vs_parents": after},
+             "lineage": lineage,
+             "merge": {"report": report.to_dict(), "quality": quality, "child_vs_parents": scores.child_vs_parents},
              "profile": hyper.profile, "hyperparameters": hyper.to_dict(), "history": history.to_dict(),
-             "evaluation": evaluation, "metrics": metrics, "steps": steps, "seed": hyper.train.seed,
+             "evaluation": scores.evaluation, "metrics": scores.metrics, "steps": steps, "seed": hyper.train.seed,
              "device": str(resolve_device(hyper.train.device)), "torch_version": torch.__version__, "note": note,
              "seconds": time.perf_counter() - started, **({"distributed": ddp} if ddp else {}),
              **dict(extra_manifest or {})}
-    specs = {f.path: f for f in fields_of.fields} if hasattr(fields_of, "fields") else dict(fields_of)
-    manifest_path = save_checkpoint(out_dir, model, canvas, train_config.to_dict(),
-                                    {p: specs[p].period_days for p in model.plan.fields}, extra)
+    manifest_path = save_checkpoint(out_dir, fitted.model, canvas, train_config.to_dict(),
+                                    field_periods(fields_of, fitted.model), extra)
     sha = json.loads(manifest_path.read_text())["weights_sha256"]
-    return NodeResult(node.name, manifest_path, sha, steps > 0, steps, history, evaluation, metrics, report,
-                      quality, after, note, time.perf_counter() - started, lineage["parents"])
+    return NodeResult(node.name, manifest_path, sha, steps > 0, steps, history, scores.evaluation, scores.metrics,
+                      report, quality, scores.child_vs_parents, note, time.perf_counter() - started,
+                      lineage["parents"])
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def train_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: str | Path, trunk_dir: str | Path,
+               parents: Sequence[ParentInput] = (), *, embeddings=None, loggers: Sequence | None = None,
+               log=print, extra_manifest: dict[str, Any] | None = None) -> NodeResult | None:
+    """Steps 1-6 of the module docstring; ``log(message)`` reports progress; ``extra_manifest`` is added to the
+    manifest (e.g. the caller's fingerprint of the inputs). Returns None on DDP ranks other than 0."""
+    started = time.perf_counter()
+    main = distributed.is_main()
+    log = log if main else _silent
+    inputs = resolve_inputs(node, canvas, hyper, Path(trunk_dir), parents)
+    seed_everything(hyper.train.seed)
+    model = build_world_model(canvas, fields_of, hyper.model, embeddings=embeddings)
+    merged, report = start_node(model, inputs.trunk, [v.weights for v in inputs.views], hyper.merge)
+    quality = None
+    if merged is not None and main:  # in a DDP run the other ranks wait for rank 0 at the start of training
+        quality = measure_merge(node.name, report, inputs, merged, hyper, embeddings, log)
+    fitted, note = train_started(node.name, model, canvas, fields_of, hyper, report, embeddings, loggers, log)
+    ddp = _ranks_agree(node.name, fitted.model, fitted.trainer.config.batch_size) if distributed.is_active() else None
+    if not main:
+        return None
+    scores = evaluate_node(node.name, fitted, canvas, fields_of, hyper, inputs, embeddings)
+    return save_node(node, canvas, fields_of, hyper, Path(out_dir), inputs, report, quality, fitted, scores, note,
+                     ddp, started, extra_manifest)

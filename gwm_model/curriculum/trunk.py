@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gwm_model.canvas.canvas import Canvas
-from gwm_model.curriculum.merge_quality import validation_anchors, window_loss
+from gwm_model.curriculum.validation import validation_anchors, window_loss
 from gwm_model.curriculum.weights import NodeWeights, save_node_weights
 from gwm_model.nn.build import build_world_model
 from gwm_model.nn.model import ModelConfig, WorldModelNet

@@ -5,8 +5,8 @@ embedding) have shapes set by the architecture alone, so they mean the same thin
 Field-specific parameters (one ``field_offset`` row per field with a token) are keyed by field path:
 a child picks the rows of the fields it shares with its parents and starts the others at zero.
 :class:`NodeWeights` holds both, read from a checkpoint directory (verified against its manifest's
-hash before anything trains) or taken from a live model, and can be poured into a model built for
-any canvas.
+hash before anything trains) or taken from a live model; :meth:`NodeWeights.apply_to` pours them into a
+model built for any canvas (:mod:`gwm_model.curriculum.merge` grows a deeper child from them).
 """
 
 from __future__ import annotations
@@ -170,15 +170,3 @@ def state_digest(weights: NodeWeights) -> str:
         digest.update(path.encode())
         digest.update(weights.field_rows[path].float().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def instantiate(weights: NodeWeights, canvas, fields_of, config: ModelConfig | None = None,
-                embeddings=None) -> WorldModelNet:
-    """A model for ``canvas`` carrying ``weights`` (architecture ``config``, default the weights' own); blocks
-    the weights lack start as identities, field rows they lack at zero."""
-    from gwm_model.curriculum.merge import start_child
-    from gwm_model.nn.build import build_world_model
-
-    model = build_world_model(canvas, fields_of, config or weights.config, embeddings=embeddings)
-    start_child(model, weights)
-    return model.eval()

@@ -21,6 +21,7 @@ import torch
 from gwm_model.evaluation.baselines import baseline_forecasts
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
 from gwm_model.training.batches import WindowBatches
+from gwm_model.training.run import FittedModel
 from gwm_model.training.steps import Objective
 
 MODEL = "model"
@@ -132,6 +133,18 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
                              max_imputation_fields, samples, sample_steps)
     summary = _summary(table, imputation)
     return Evaluation(table, imputation, residual, summary)
+
+
+def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistence", "ar", "dfm"),
+                    max_anchors: int | None = 300) -> Evaluation | None:
+    """``fitted`` scored on its canvas's test windows (after the training period) next to ``baselines``, with
+    its training configuration's diffusion sampling; None when the canvas has no test windows."""
+    trainer = fitted.trainer
+    if not trainer.split.test.size:
+        return None
+    return evaluate_model(trainer.objective, trainer.batches, trainer.split.test, trainer.split.train_end_step,
+                          baselines=baselines, max_anchors=max_anchors, samples=trainer.config.diffusion_samples,
+                          sample_steps=trainer.config.diffusion_steps)
 
 
 def _imputation(objective: Objective, batches: WindowBatches, anchors: np.ndarray, truth: np.ndarray,

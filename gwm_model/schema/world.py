@@ -1,18 +1,23 @@
-"""The compiled world: every field (leaf and coarse) in canonical order, entity templates, and lookups."""
+"""The compiled world: every field (leaf and coarse) in canonical order, entity templates, lookups, and
+:func:`project`, which selects the part of the world one model sees (a :class:`Projection`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from gwm_model.schema.loader import closest, instantiate, read_schema_file
 from gwm_model.schema.periods import median_period
+from gwm_model.schema.projection import Projection
 from gwm_model.schema.spec import EntityTemplate, FieldSpec, GroupNode, SchemaError
 
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("world.yaml")
 COARSE_UNIT = "latent"
+
+EntityArg = Mapping[str, str | None] | Iterable[str] | None
 
 
 def coarse_field(group: GroupNode) -> FieldSpec:
@@ -137,10 +142,97 @@ class WorldSchema:
         payload = json.dumps([f.as_row() for f in self.fields], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def project(self, include=("*",), exclude=(), entities=None):
-        from gwm_model.schema.projection import project
-
+    def project(self, include: Iterable[str] | str = ("*",), exclude: Iterable[str] | str = (),
+                entities: EntityArg = None) -> Projection:
+        """The part of this world a model sees: see :func:`project`."""
         return project(self, include=include, exclude=exclude, entities=entities)
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    """``a.b.c`` -> ``a.b.c``, ``a.b``, ``a``."""
+    while True:
+        yield path
+        if "." not in path:
+            return
+        path = path.rsplit(".", 1)[0]
+
+
+def _normalise_entities(entities: EntityArg) -> dict[str, str | None]:
+    if entities is None:
+        return {}
+    if isinstance(entities, Mapping):
+        return {str(k): (str(v) if v else None) for k, v in entities.items()}
+    if isinstance(entities, str):
+        return {entities: None}
+    return {str(name): None for name in entities}
+
+
+def project(schema: WorldSchema, include: Iterable[str] | str = ("*",), exclude: Iterable[str] | str = (),
+            entities: EntityArg = None) -> Projection:
+    """Select fields of ``schema``.
+
+    ``include``: path prefixes (``financial``, ``country_us.macro``) or ``*`` for the whole world;
+    each include brings the field at that path and everything below it. ``exclude``: subtrees to
+    drop. ``entities``: extra entity instances (``{'firm_NVDA': 'Business'}``, or names whose
+    prefix gives the type); each named entity is included whole. Unknown paths raise
+    :class:`SchemaError` naming the closest valid paths.
+    """
+    include = (include,) if isinstance(include, str) else tuple(include)
+    exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    wanted = _normalise_entities(entities)
+
+    extra: list[GroupNode] = []
+    typed: dict[str, str] = {}
+    for name in sorted(wanted):
+        subtree = schema.entity_subtree(name, wanted[name])
+        typed[name] = subtree.entity_type or ""
+        if name not in schema.entities:
+            extra.append(subtree)
+
+    if extra:
+        extended = GroupNode(path="", about=schema.root.about, line=0, children=[*schema.root.children, *extra])
+        all_fields = flatten(extended)
+        top_level = [c.path for c in extended.children]
+    else:
+        all_fields = list(schema.fields)
+        top_level = schema.layers
+    known = {f.path for f in all_fields}
+
+    def check(path: str, what: str) -> str:
+        path = path.strip()
+        if path not in known:
+            raise schema.unknown_path(path, extra_paths=known - set(schema.by_path), what=what)
+        return path
+
+    if not include and not wanted:
+        raise SchemaError("the projection includes nothing. Fix: pass include=['*'] or path prefixes")
+    roots: set[str] = set()
+    for item in include:
+        if item.strip() == "*":
+            roots.update(top_level)
+        else:
+            roots.add(check(item, "include path"))
+    roots.update(wanted)
+    excluded = {check(item, "exclude path") for item in exclude}
+    # an include nested under another include adds nothing
+    roots = {r for r in roots if not any(a in roots for a in list(_ancestors(r))[1:])}
+
+    selected: list[FieldSpec] = []
+    for spec in all_fields:
+        chain = list(_ancestors(spec.path))
+        if any(a in excluded for a in chain):
+            continue
+        if any(a in roots for a in chain):
+            selected.append(spec)
+    if not selected:
+        raise SchemaError(f"the projection include={list(include)} exclude={list(exclude)} selects no fields. "
+                          "Fix: remove excludes that cover every include")
+    order = {f.path: i for i, f in enumerate(all_fields)}
+    kept_roots = tuple(sorted((r for r in roots if r not in excluded), key=order.__getitem__))
+    return Projection(
+        schema_hash=schema.schema_hash, include=include, exclude=exclude,
+        entities=tuple(sorted(typed.items())), roots=kept_roots, fields=tuple(selected),
+    )
 
 
 def load_schema(path: str | Path | None = None) -> WorldSchema:

@@ -22,9 +22,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from gwm_assets.node_run import DDPLaunchError, prepare_node, run_torchrun, torchrun_command, train_job
-from gwm_assets.resources import TrainingResource, WarehouseResource, WorldSchemaResource
-from gwm_assets.training_assets import training_assets
+from gwm_assets.resources.training import TrainingResource
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+from gwm_assets.training.assets import training_assets
+from gwm_assets.training.node_run import DDPLaunchError, prepare_node, run_torchrun, torchrun_command, train_job
 from gwm_model.curriculum import load_curriculum
 from gwm_model.curriculum.fingerprint import trunk_fingerprint
 from gwm_model.curriculum.trunk import TrunkInput, save_trunk, train_trunk
@@ -66,13 +68,13 @@ def root(world, tmp_path_factory):
 
 
 def entry_args(root: Path, node: str) -> list[str]:
-    return ["-m", "gwm_assets.train_node_ddp", node, "--curriculum", str(root / "curriculum.yaml"),
+    return ["-m", "gwm_assets.training.train_node_ddp", node, "--curriculum", str(root / "curriculum.yaml"),
             "--warehouse", str(root / "w.duckdb"), "--checkpoints", str(root / "checkpoints")]
 
 
 @pytest.fixture(scope="module")
 def ddp_rates(root):
-    """``torchrun --standalone --nproc_per_node=2 -m gwm_assets.train_node_ddp rates ...`` (the README command)."""
+    """``torchrun --standalone --nproc_per_node=2 -m gwm_assets.training.train_node_ddp rates ...`` (README)."""
     run = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", *entry_args(root, "rates")],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return run

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gwm_model.curriculum.merge import LOOP_GAIN, merge_parents, start_child
-from gwm_model.curriculum.weights import NodeWeights, instantiate
+from gwm_model.curriculum.merge import LOOP_GAIN, instantiate, merge_parents, start_child
+from gwm_model.curriculum.weights import NodeWeights
 from gwm_model.nn.build import build_world_model
 from gwm_model.nn.model import ModelConfig
 from gwm_model.training.batches import WindowBatches

@@ -192,7 +192,7 @@ def attempt_join(trained, world, tmp_path, parents):
         raise AssertionError("the node went on to merge or train before its inputs were checked")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(CheckpointError) as error:
-        for name in ("merge_parents", "merge_quality", "train_model", "save_checkpoint"):
+        for name in ("start_node", "merge_quality", "fit_model", "save_checkpoint"):
             patch.setattr(node_training, name, too_late)
         train_node(curriculum["join"], trained["world"].canvases["join"], curriculum["join"].projection(world),
                    curriculum.hyperparameters("join"), out, trained["root"] / "trunk", parents,

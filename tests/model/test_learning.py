@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from gwm_model.canvas import build_canvas, make_time_axis
+from gwm_model.evaluation.train_and_evaluate import train_and_evaluate
 from gwm_model.inference import WorldModel
 from gwm_model.nn.model import ModelConfig
 from gwm_model.synthetic import EQUITY, PATHS, TEN_YEAR, synthetic_world
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.objectives import MaskingConfig
-from gwm_model.training.run import train_model
 
 MODEL = ModelConfig(d_model=32, n_heads=4, n_layers=2, n_loops=1)
 MASKING = MaskingConfig(cell_rate=0.05, field_rate=0.1, span_rate=0.1)
@@ -49,8 +49,8 @@ def trained(world_canvas, tmp_path_factory):
     torch.set_num_threads(2)
     _, projection, canvas = world_canvas
     out = tmp_path_factory.mktemp("synthetic_model")
-    return train_model(canvas, projection, MODEL, config(300), out, embeddings=fake_embed,
-                       baselines=("persistence", "ar"), max_eval_anchors=150), out
+    return train_and_evaluate(canvas, projection, MODEL, config(300), out, embeddings=fake_embed,
+                              baselines=("persistence", "ar"), max_eval_anchors=150), out
 
 
 def skill_of(evaluation, group: str, model: str = "model") -> tuple[float, float]:
@@ -80,8 +80,8 @@ def test_untrained_model_is_exactly_persistence(world_canvas):
     """Zero-initialised output head: before training the prediction is the carried last value, so any skill
     above is learned (and a loss that never reached the head would leave skill at zero)."""
     _, projection, canvas = world_canvas
-    result = train_model(canvas, projection, MODEL, config(0), None,
-                         embeddings=fake_embed, baselines=("persistence",), max_eval_anchors=60)
+    result = train_and_evaluate(canvas, projection, MODEL, config(0), None,
+                                embeddings=fake_embed, baselines=("persistence",), max_eval_anchors=60)
     skill, _ = skill_of(result.evaluation, "all")
     assert abs(skill) < 1e-4
 

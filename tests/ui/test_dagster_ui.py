@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from gwm_assets.paths import curriculum_path
+from gwm_assets.resources.paths import curriculum_path
 from gwm_model.curriculum import load_curriculum
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, DagsterUi, free_port, gwm_command
 

@@ -1,1 +1,0 @@
-"""Validation: expectation suites (data files next to what they guard), run with Great Expectations."""

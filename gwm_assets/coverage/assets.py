@@ -1,0 +1,45 @@
+"""The ``coverage`` asset: the coverage views in the warehouse and a heatmap the Dagster UI shows."""
+
+import base64
+
+import dagster as dg
+
+from gwm_assets.automation.conditions import FOLLOW_CHECKED
+from gwm_assets.coverage.heatmap import render_heatmap_png
+from gwm_assets.observations.assets import observations
+from gwm_assets.resources.paths import warehouse_path
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.warehouse.clock import utcnow
+from gwm_assets.warehouse.connection import transaction
+from gwm_assets.warehouse.coverage_views import create_coverage_views
+
+
+@dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
+          automation_condition=FOLLOW_CHECKED,
+          description="Views `field_coverage` (per field: layer, sources, n_obs, first/last date, declared vs "
+                      "observed period, staleness, share of the time axis) and `layer_coverage` (per top-level "
+                      "layer: fields with data / all fields), and a coverage heatmap (layers and fields x years).")
+def coverage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        with transaction(conn):
+            create_coverage_views(conn)
+        layers = conn.execute("SELECT * FROM layer_coverage").fetchall()
+        columns = [d[0] for d in conn.description]
+        with_data, leaves, stale = conn.execute("""SELECT count(*) FILTER (n_obs > 0), count(*),
+                                                          count(*) FILTER (is_stale)
+                                                   FROM field_coverage WHERE kind = 'leaf'""").fetchone()
+        png = render_heatmap_png(conn, utcnow().date())
+    image_path = warehouse_path().parent / "coverage" / "coverage.png"
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    image_path.write_bytes(png)
+    table = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in layers)
+    context.log.info(f"coverage: {with_data} of {leaves} leaf fields have data ({stale} stale) in "
+                     f"{sum(1 for r in layers if r[1] > 0)} of {len(layers)} layers; heatmap at {image_path}")
+    return dg.MaterializeResult(metadata={
+        "leaf_fields_with_data": with_data, "leaf_fields": leaves, "stale_fields": stale,
+        "layers_with_data": sum(1 for r in layers if r[1] > 0), "layers": len(layers),
+        "heatmap": dg.MetadataValue.md(f"![coverage heatmap](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "heatmap_path": dg.MetadataValue.path(str(image_path)),
+        "layer_coverage": dg.MetadataValue.md("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+                                              + table),
+    })

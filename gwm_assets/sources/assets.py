@@ -1,0 +1,218 @@
+"""Source assets (group ``sources``): the embedded default and one asset per live source."""
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+
+from gwm_assets.resources.sources import SourceSettings
+from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
+from gwm_assets.sources import bundled, earnings, fred, news, pmi, tabular, yahoo
+from gwm_assets.sources.base import FetchResult, SourceError
+from gwm_assets.sources.catalog import load_catalog
+from gwm_assets.sources.news_daily import write_news_daily
+from gwm_assets.sources.raw_tables import RAW_SPECS
+from gwm_assets.sources.refresh import RefreshOutcome, record_skip, refresh, write_batch
+from gwm_assets.warehouse.clock import utcnow
+from gwm_assets.warehouse.connection import transaction
+from gwm_assets.warehouse.ledger import Provenance, RefreshEntry, ensure_ledger, record_refresh
+
+WRITER = {"group_name": "sources", "pool": "duckdb_write", "kinds": {"duckdb"}}
+
+
+def _result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outcome: RefreshOutcome,
+            **extra) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        total = conn.execute(f"SELECT count(*) FROM {RAW_SPECS[outcome.source].name}").fetchone()[0]
+    context.log.info(f"{outcome.source}: {outcome.status}; fetched {outcome.fetched}, inserted {outcome.inserted}, "
+                     f"updated {outcome.updated}, quarantined {outcome.rejected}; {total} rows stored")
+    if outcome.status in ("failed", "partial"):
+        # good rows are committed; the run still fails so nobody mistakes a partial refresh for a full one
+        raise dg.Failure(description=f"{outcome.source} refresh {outcome.status}: " + "; ".join(outcome.errors),
+                         metadata=outcome.metadata())
+    return dg.MaterializeResult(metadata={"dagster/row_count": total, **outcome.metadata(), **extra})
+
+
+def _live_provenance(source: str, item: str, origin: str, licence: str, url: str) -> Provenance:
+    return Provenance(provenance_id=f"live:{source}", source=source, item=item, stated_origin=origin,
+                      licence=licence, url=url)
+
+
+@dg.asset(**WRITER, description="Real history shipped inside PyPI packages (arch, statsmodels, bokeh-sampledata, "
+                                "linearmodels, vega_datasets, the zipline-reloaded wheel), written into the raw "
+                                "tables the live sources fill, with a provenance row per item.")
+def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    loaded, missing = [], []
+    for item in bundled.ITEMS:
+        try:
+            loaded.append((item, item.load()))
+        except bundled.ItemUnavailable as exc:
+            missing.append(f"{item.provenance.provenance_id}: {exc}")
+            context.log.warning(f"bundled item unavailable: {item.provenance.provenance_id}: {exc}")
+    run_id, now = context.run.run_id, utcnow()
+    by_table: dict[str, list] = {}
+    for item, table in loaded:
+        prov = Provenance(**{**item.provenance.__dict__, "version": bundled.package_version(item.provenance.package)})
+        by_table.setdefault(item.raw.name, []).append((prov, table))
+    summary, summary_counts = [], {}
+    with warehouse.connect() as conn:
+        with transaction(conn):
+            ensure_ledger(conn)
+            for name, parts in by_table.items():  # one upsert per raw table
+                source = next(s for s, spec in RAW_SPECS.items() if spec.name == name)
+                results = [FetchResult(table) for _, table in parts]
+                fetched, inserted, updated, rejected = write_batch(
+                    conn, source, results, [p for p, _ in parts], run_id, now)
+                record_refresh(conn, RefreshEntry(run_id, "bundled", name, "ok", now, utcnow(), None, fetched,
+                                                  inserted, updated, rejected, None, None,
+                                                  ", ".join(p.provenance_id for p, _ in parts)))
+                summary += [(p.provenance_id, name, t.num_rows) for p, t in parts]
+                summary_counts[name] = (fetched, inserted, updated)
+            for note in missing:
+                record_refresh(conn, RefreshEntry(run_id, "bundled", "-", "skipped", now, now, None, 0, 0, 0, 0,
+                                                  None, None, note))
+    table_md = "\n".join(f"| `{p}` | {t} | {n} |" for p, t, n in summary)
+    return dg.MaterializeResult(metadata={
+        "items_loaded": len(summary), "items_unavailable": "\n".join(missing),
+        "rows": sum(c[0] for c in summary_counts.values()),
+        "rows_inserted": sum(c[1] for c in summary_counts.values()),
+        "rows_updated": sum(c[2] for c in summary_counts.values()),
+        "items": dg.MetadataValue.md("| provenance | raw table | rows |\n|---|---|---|\n" + table_md),
+    })
+
+
+def _catalog_keys(world: WorldSchemaResource, source: str) -> list[str]:
+    return [m.key for m in load_catalog(world.load()) if m.source == source]
+
+
+@dg.asset(**WRITER, deps=[bundled_history], description="FRED series of the mapping catalog with ALFRED vintage "
+          "dates, fetched from each series' watermark minus a revision window (needs FRED_API_KEY).")
+def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
+             settings: SourceSettings) -> dg.MaterializeResult:
+    if (offline := settings.offline_reason("fred")) is not None:
+        reason = f"{offline}: live FRED refresh skipped; raw_fred holds the embedded history"
+        context.log.warning(reason)
+        return _result(context, warehouse, record_skip(warehouse.connect, "fred", context.run.run_id, reason))
+    client = fred.FredClient(api_key=settings.fred_api_key, root_url=settings.fred_api_url)
+
+    def fetch_one(series_id: str, last: date | None) -> FetchResult:
+        return client.fetch([series_id], since={series_id: last}, revision_days=settings.fred_revision_days)
+
+    prov = _live_provenance("fred", "FRED/ALFRED series/observations API", "Federal Reserve Bank of St. Louis",
+                            "FRED terms of use; third-party series keep their owners' terms",
+                            "https://api.stlouisfed.org/fred/")
+    outcome = refresh(warehouse.connect, "fred", _catalog_keys(world, "fred"), fetch_one, prov, context.run.run_id,
+                      f"watermark - {settings.fred_revision_days} days")
+    return _result(context, warehouse, outcome)
+
+
+def _offline(context, warehouse, source: str, why: str) -> dg.MaterializeResult:
+    """Record that ``source`` was not fetched: ``why`` is :meth:`SourceSettings.offline_reason`'s answer."""
+    fix = "set GWM_LIVE=1" if why.startswith("GWM_LIVE") else "set SEC_USER_AGENT to a contact"
+    reason = f"offline ({fix} to fetch {source} over the network): refresh skipped"
+    context.log.info(reason)
+    return _result(context, warehouse, record_skip(warehouse.connect, source, context.run.run_id, reason))
+
+
+@dg.asset(**WRITER, deps=[bundled_history], description="Daily OHLCV with raw and adjusted close from Yahoo Finance "
+          "(yfinance) for the catalog's indices, FX, commodities, crypto and firm tickers.")
+def raw_yahoo(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
+              settings: SourceSettings) -> dg.MaterializeResult:
+    if (offline := settings.offline_reason("yahoo")) is not None:
+        return _offline(context, warehouse, "yahoo", offline)
+    client = yahoo.YahooClient(session=settings.yahoo_session())
+
+    def fetch_one(ticker: str, last: date | None) -> FetchResult:
+        return client.fetch([ticker], since={ticker: last}, revision_days=settings.yahoo_revision_days)
+
+    prov = _live_provenance("yahoo", "Yahoo Finance chart API via yfinance", "Yahoo Finance",
+                            "Yahoo terms of service (personal, non-commercial use)", "https://finance.yahoo.com")
+    outcome = refresh(warehouse.connect, "yahoo", _catalog_keys(world, "yahoo"), fetch_one, prov, context.run.run_id,
+                      f"watermark - {settings.yahoo_revision_days} days")
+    return _result(context, warehouse, outcome)
+
+
+@dg.asset(**WRITER, description="ISM Report on Business PMI series republished by DBnomics, with release dates.")
+def raw_pmi(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
+            settings: SourceSettings) -> dg.MaterializeResult:
+    if (offline := settings.offline_reason("pmi")) is not None:
+        return _offline(context, warehouse, "pmi", offline)
+    client = pmi.PMIClient(session=settings.session())
+
+    def fetch_one(series: str, last: date | None) -> FetchResult:
+        since = last - timedelta(days=settings.pmi_revision_days) if last else None
+        return client.fetch([series], since=since)
+
+    prov = _live_provenance("pmi", "DBnomics API v22 (ISM series)", "Institute for Supply Management via DBnomics",
+                            "ISM data; DBnomics terms", "https://db.nomics.world/ISM")
+    outcome = refresh(warehouse.connect, "pmi", _catalog_keys(world, "pmi"), fetch_one, prov, context.run.run_id)
+    return _result(context, warehouse, outcome)
+
+
+@dg.asset(**WRITER, description="Quarterly company fundamentals from SEC EDGAR XBRL company facts; the filing date "
+                                "is when a value became known.")
+def raw_earnings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
+                 settings: SourceSettings) -> dg.MaterializeResult:
+    if (offline := settings.offline_reason("earnings")) is not None:
+        return _offline(context, warehouse, "earnings", offline)
+    client = earnings.EdgarClient(session=settings.session(), user_agent=settings.sec_user_agent)
+    tickers = sorted({key.split(":", 1)[0] for key in _catalog_keys(world, "earnings")})
+
+    def fetch_one(ticker: str, last: date | None) -> FetchResult:
+        return client.fetch([ticker], since=last)
+
+    prov = _live_provenance("earnings", "SEC EDGAR XBRL companyfacts API", "US Securities and Exchange Commission",
+                            "Public domain (US government)", "https://data.sec.gov/api/xbrl/companyfacts/")
+    outcome = refresh(warehouse.connect, "earnings", tickers, fetch_one, prov, context.run.run_id, "last filing date")
+    return _result(context, warehouse, outcome)
+
+
+@dg.asset(**WRITER, description="Dated headlines from public RSS/Atom feeds, each embedded with the packaged MiniLM "
+                                "model (384-d); `news_daily` holds the per-day mean embedding.")
+def raw_news(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+             settings: SourceSettings) -> dg.MaterializeResult:
+    if (offline := settings.offline_reason("news")) is not None:
+        return _offline(context, warehouse, "news", offline)
+    session = settings.session()
+
+    def fetch_one(feed: str, last: datetime | None) -> FetchResult:
+        return news.NewsClient(session=session, feeds={feed: news.FEEDS[feed]}).fetch(since=last)
+
+    prov = _live_provenance("news", "public RSS/Atom feeds (" + ", ".join(news.FEEDS) + ")",
+                            "the publishing institutions", "headlines and links as published", None)
+    outcome = refresh(warehouse.connect, "news", list(news.FEEDS), fetch_one, prov, context.run.run_id)
+    with warehouse.connect() as conn:
+        with transaction(conn):
+            days = write_news_daily(conn)
+    return _result(context, warehouse, outcome, news_days=days)
+
+
+@dg.asset(**WRITER, deps=[bundled_history], description="Your own CSV/Parquet files, each with a mapping file "
+          "(column -> field path, transform) in the tabular folder, read with DuckDB.")
+def raw_tabular(context: dg.AssetExecutionContext, warehouse: WarehouseResource, world: WorldSchemaResource,
+                settings: SourceSettings) -> dg.MaterializeResult:
+    files = tabular.mapping_files(settings.tabular_dir)
+    if not files:
+        return _result(context, warehouse, record_skip(
+            warehouse.connect, "tabular", context.run.run_id, f"no mapping files (*.yaml) in {settings.tabular_dir}"))
+    specs = {}
+    for path in files:
+        spec = tabular.load_mapping_file(path, world.load())
+        specs[spec.dataset] = spec
+
+    def fetch_one(dataset: str, last: date | None) -> FetchResult:
+        return tabular.read_tabular(specs[dataset])
+
+    prov = Provenance(provenance_id="user:tabular", source="tabular", item="user files: " + ", ".join(
+        str(p) for p in files), stated_origin="supplied by the user", licence="as supplied by the user")
+    try:
+        outcome = refresh(warehouse.connect, "tabular", list(specs), fetch_one, prov, context.run.run_id, "whole file")
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    return _result(context, warehouse, outcome, mapping_files="\n".join(str(p) for p in files))
+
+
+SOURCE_ASSETS = [bundled_history, raw_fred, raw_yahoo, raw_pmi, raw_earnings, raw_news, raw_tabular]
+# the raw table assets by source name (their checks, refresh jobs and freshness are keyed by source)
+RAW_ASSETS = {"fred": raw_fred, "yahoo": raw_yahoo, "pmi": raw_pmi, "earnings": raw_earnings, "news": raw_news,
+              "tabular": raw_tabular}
