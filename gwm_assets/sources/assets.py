@@ -108,8 +108,7 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
 
 def _offline(context, warehouse, source: str, why: str) -> dg.MaterializeResult:
     """Record that ``source`` was not fetched: ``why`` is :meth:`SourceSettings.offline_reason`'s answer."""
-    fix = "set GWM_LIVE=1" if why.startswith("GWM_LIVE") else "set SEC_USER_AGENT to a contact"
-    reason = f"offline ({fix} to fetch {source} over the network): refresh skipped"
+    reason = f"offline ({why}): {source} refresh skipped; raw_{source} keeps its rows"
     context.log.info(reason)
     return _result(context, warehouse, record_skip(warehouse.connect, source, context.run.run_id, reason))
 
