@@ -35,6 +35,7 @@ run: setup
 	@$(BIN)/gwm sql "select source, count(*) as observations, count(distinct field_path) as fields, min(ts) as first, max(ts) as last from observations group by source order by source"
 	@$(BIN)/gwm sql "select node, tier, n_fields, n_fields_with_data, round(presence_share, 4) as presence_share, n_steps, frequency, data_version from canvases order by tier, node"
 	@$(BIN)/gwm sql "select node, tier, parents, steps, round(val_skill, 3) as val_skill, round(test_skill, 3) as test_skill, merge_method, round(worst_surviving_share, 3) as gain_kept, round(seconds, 1) as seconds from checkpoints order by tier, node"
+	@$(BIN)/gwm sql "select node, count(*) filter (kind = 'live') as live, count(*) filter (kind = 'backtest') as backtest, count(distinct field_path) as fields, max(as_of) filter (kind = 'live') as as_of from forecasts group by node order by node"
 
 test: setup
 	$(BIN)/ruff check gwm_model gwm_assets tests bench

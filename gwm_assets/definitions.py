@@ -12,6 +12,7 @@ from gwm_assets.automation.conditions import follow_sources
 from gwm_assets.canvases.assets import CANVAS_ASSETS
 from gwm_assets.coverage.assets import coverage
 from gwm_assets.fields.assets import fields
+from gwm_assets.forecasts.assets import FORECAST_ASSETS
 from gwm_assets.observations.assets import observations, source_series
 from gwm_assets.observations.checks import OBSERVATION_CHECKS
 from gwm_assets.resources.deployment import executor_from_env
@@ -26,7 +27,7 @@ from gwm_assets.training.assets import TRAINING_ASSETS
 from gwm_assets.training.automation import TRAINING_JOBS, TRAINING_SCHEDULES
 
 DATA_ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage, *CANVAS_ASSETS]
-ASSETS = [*DATA_ASSETS, *TRAINING_ASSETS]
+ASSETS = [*DATA_ASSETS, *TRAINING_ASSETS, *FORECAST_ASSETS]
 CHECKS = [*SOURCE_CHECKS, *OBSERVATION_CHECKS]
 JOBS = [*SOURCE_JOBS, *TRAINING_JOBS]
 SCHEDULES = [*REFRESH_SCHEDULES, *TRAINING_SCHEDULES]

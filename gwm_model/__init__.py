@@ -8,7 +8,7 @@ each other, directly or round a longer loop (imports inside functions and under 
 3. ``nn``: the networks;
 4. ``training``: objectives, the trainer, checkpoints, ``fit_model``;
 5. ``evaluation``: baselines and scores of trained models;
-6. ``curriculum`` (the DAG of nodes, trained and scored one by one) and ``inference.py`` (``WorldModel``),
+6. ``curriculum`` (the DAG of nodes, trained and scored one by one) and ``inference`` (``WorldModel``),
    neither importing the other.
 
 ``synthetic.py`` (a seeded synthetic world for tests and benchmarks) imports nothing of gwm_model.

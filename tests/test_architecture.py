@@ -10,9 +10,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def imported_modules(package: str) -> set[str]:
+def imported_modules(package: str, skip: tuple[str, ...] = ()) -> set[str]:
     names = set()
     for path in (REPO / package).rglob("*.py"):
+        if path.relative_to(REPO).as_posix() in skip:
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -23,7 +25,9 @@ def imported_modules(package: str) -> set[str]:
 
 def test_gwm_model_is_a_pure_library():
     forbidden = {"dagster", "dagster_duckdb", "duckdb", "gwm_assets"}
-    assert imported_modules("gwm_model") & forbidden == set()
+    # the one exception: WorldModel.observe(<warehouse file>) reads its observations table read-only
+    assert imported_modules("gwm_model", skip=("gwm_model/inference/frames.py",)) & forbidden == set()
+    assert imported_modules("gwm_model") & forbidden == {"duckdb"}
 
 
 def test_importing_gwm_model_pulls_in_no_dagster():

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gwm_model.curriculum import STANDARD_CURRICULUM, load_curriculum
 from tests.asset_graph import SNAPSHOT
+
+CURRICULUM = load_curriculum(STANDARD_CURRICULUM)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,8 +40,9 @@ def test_snapshot_covers_the_whole_curriculum():
     groups = {}
     for spec in graph["assets"].values():
         groups[spec["group"]] = groups.get(spec["group"], 0) + 1
-    assert groups == {"sources": 7, "warehouse": 4, "canvases": 12, "training": 13}
+    assert groups == {"sources": 7, "warehouse": 4, "canvases": 12, "training": 14}
     assert graph["assets"]["train/full_integration"]["deps"] == [
         "canvas/full_integration", "train/corporate_strategy", "train/narratives_drive_markets", "train/policy_impact"]
+    assert graph["assets"]["forecasts"]["deps"] == ["train/" + n for n in sorted(CURRICULUM.nodes)]
     assert graph["checks"]["observations:quarantine_empty"]["blocking"] is False
     assert set(graph["sensors"]) == {"edgar_filings", "stale_sources", "follow_sources"}

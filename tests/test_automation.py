@@ -33,6 +33,7 @@ NY = ZoneInfo("America/New_York")
 ENV = ("FRED_API_KEY", "GWM_LIVE", "SEC_USER_AGENT", "GWM_AUTOMATION", "GWM_TRAINING_POLICY")
 GRAPH = defs.resolve_asset_graph()
 TRAIN_KEYS = {k for k in GRAPH.materializable_asset_keys if k.path[0] == "train"}
+FORECASTS = dg.AssetKey("forecasts")  # group training too: it runs after the checkpoints
 CANVAS_KEYS = {k for k in GRAPH.materializable_asset_keys if k.path[0] == "canvas"}
 OBS = dg.AssetKey("observations")
 
@@ -65,7 +66,7 @@ def test_refresh_job_runs_source_checks_and_everything_downstream_but_training(s
     checks = set(job.asset_layer.asset_graph.asset_check_keys)
     raw = dg.AssetKey(f"raw_{source}")
     assert {raw, OBS, dg.AssetKey("coverage"), *CANVAS_KEYS} == assets
-    assert not assets & TRAIN_KEYS
+    assert not assets & (TRAIN_KEYS | {FORECASTS})
     # every check of the raw table (freshness included) and of observations, blocking ones too
     assert checks == set(GRAPH.get(raw).check_keys) | set(GRAPH.get(OBS).check_keys)
     assert dg.AssetCheckKey(raw, "freshness") in checks
@@ -74,7 +75,7 @@ def test_refresh_job_runs_source_checks_and_everything_downstream_but_training(s
 
 def test_training_job_is_exactly_the_training_group():
     job = defs.resolve_job_def("train_curriculum")
-    assert set(job.asset_layer.selected_asset_keys) == TRAIN_KEYS
+    assert set(job.asset_layer.selected_asset_keys) == TRAIN_KEYS | {FORECASTS}
     assert {"train/trunk"} <= {user(k) for k in TRAIN_KEYS}
 
 
@@ -328,13 +329,13 @@ def test_only_the_non_training_followers_carry_conditions():
                    if GRAPH.get(k).automation_condition is not None}
     assert {"source_series", "observations", "coverage", *map(user, CANVAS_KEYS)} <= conditioned
     assert not conditioned & {"fields", "bundled_history", "raw_fred", "raw_yahoo", "raw_pmi", "raw_earnings",
-                              "raw_news", "raw_tabular", *map(user, TRAIN_KEYS)}
+                              "raw_news", "raw_tabular", "forecasts", *map(user, TRAIN_KEYS)}
     assert not any(c.endswith(":freshness") for c in conditioned)
     # one automation sensor covers them all: Dagster adds no default sensor beside it
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert set(sensors) == {"edgar_filings", "stale_sources", "follow_sources"}
     assert sensors["follow_sources"].default_status == dg.DefaultSensorStatus.RUNNING
-    assert not TRAIN_KEYS & sensors["follow_sources"].asset_selection.resolve(GRAPH)
+    assert not (TRAIN_KEYS | {FORECASTS}) & sensors["follow_sources"].asset_selection.resolve(GRAPH)
 
 
 def test_a_source_materialized_by_hand_is_followed_by_checks_then_canvases_never_training():

@@ -64,7 +64,10 @@ def test_preflight_accepts_the_shipped_deploy_files_for_the_asset_job():
     pods = {line.split(" step pod")[0]: json.loads(line.split("resources: ")[1])
             for line in lines if "step pod" in line}
     assert "train/trunk" in pods and all(p["requests"] == {"cpu": "1", "memory": "4Gi"} for p in pods.values())
+    # the training group: 13 training steps on a GPU each, then the forecasts (inference on the CPU)
+    forecasts = pods.pop("forecasts")
     assert len(pods) == 13 and all(p["limits"]["nvidia.com/gpu"] == "1" for p in pods.values())
+    assert "nvidia.com/gpu" not in forecasts.get("limits", {})
 
 
 def test_preflight_rejects_misspelled_keys_and_names_them(tmp_path):

@@ -56,11 +56,9 @@ def write_tabular(folder, weeks: int = 300, seed: int = 0) -> None:
         "  unrate: {field: country_us.macro.labor.unemployment_rate, frequency: monthly, release_lag_days: 35}\n")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dag")
-    doc = yaml.safe_load(STANDARD_CURRICULUM.read_text())
-    doc["profiles"], doc["default_profile"] = {"tiny": TINY}, "tiny"
+def tiny_project(root, doc: dict) -> tuple:
+    """A project under ``root`` for real materializations: the curriculum ``doc`` as a file, the synthetic
+    tabular series, a Dagster instance config and the resources (warehouse ``w.duckdb``, checkpoints beside)."""
     (root / "curriculum.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     curriculum = load_curriculum(root / "curriculum.yaml")
     folder = root / "tabular"
@@ -71,6 +69,15 @@ def trained(tmp_path_factory):
                  "world": WorldSchemaResource(schema_path=""),
                  "settings": SourceSettings(live=False, fred_api_key="", plain_requests=True, tabular_dir=str(folder)),
                  "training": TrainingResource(checkpoints_path=str(root / "checkpoints"), profile="", torch_threads=0)}
+    return curriculum, folder, resources
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dag")
+    doc = yaml.safe_load(STANDARD_CURRICULUM.read_text())
+    doc["profiles"], doc["default_profile"] = {"tiny": TINY}, "tiny"
+    curriculum, folder, resources = tiny_project(root, doc)
     assets = [*BASE, *canvas_assets(curriculum), *training_assets(curriculum)]
     base = ["fields", "source_series", "raw_tabular", "observations"]
     canvases = [f"canvas/{n}" for n in curriculum.nodes]

@@ -134,7 +134,7 @@ def run_block(project, language: str, code: str) -> str:
 
 def test_the_tutorial_runs_as_written(project):
     blocks = tutorial_blocks()
-    assert [lang for lang, _ in blocks] == ["bash"] * 6 + ["python"], "the tutorial's blocks changed: update me"
+    assert [lang for lang, _ in blocks] == ["bash"] * 6 + ["python", "bash"], "the tutorial's blocks changed: update me"
     stood_in, outputs = [], []
     for language, code in blocks:
         lines = code.splitlines()
@@ -142,7 +142,7 @@ def test_the_tutorial_runs_as_written(project):
         runnable = "\n".join(line for line in lines if line.strip() not in STAND_INS)
         outputs.append(run_block(project, language, runnable) if runnable.strip() else "")
     assert stood_in == ["make run", "make ui"]
-    first, ui, coverage, fred, csv, node, forecast = outputs
+    first, ui, coverage, fred, csv, node, forecast, table = outputs
 
     assert "basic_finance" in first and "full_integration" in first  # step 1: the canvases table
     assert ui == ""
@@ -173,3 +173,16 @@ def test_the_tutorial_runs_as_written(project):
     assert rows[0] == ["field_path", "date", "mean", "q05", "q95"] and len(rows) >= 3
     assert all(r[0] == "financial.yield_curves.ten_year" and float(r[3]) <= float(r[2]) <= float(r[4])
                for r in rows[1:])
+
+    # step 8: the forecasts table (live rows of the trained node, backtest rows scored against observations) and
+    # `gwm predict` with its picture
+    live, scored, predicted = (part for part in table.split("\n(")[:3])
+    live_rows = [line.split() for line in live.splitlines()[2:]]
+    assert [r[0] for r in live_rows] == ["basic_finance", "basic_finance"] and [r[2] for r in live_rows] == ["1", "2"]
+    assert all(float(r[4]) <= float(r[3]) <= float(r[5]) for r in live_rows)
+    assert re.search(r"^basic_finance\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s*$", scored, re.M), scored
+    assert re.search(r"^node basic_finance, as of ", predicted, re.M), predicted
+    assert (project["dir"] / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    with duckdb.connect(str(project["warehouse"]), read_only=True) as conn:
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM forecasts GROUP BY kind").fetchall())
+    assert kinds["live"] > 0 and kinds["backtest"] > kinds["live"]

@@ -1,5 +1,5 @@
-"""The ``gwm`` command line: ``gwm sql "<query>"``, ``gwm fields [PREFIX]``, ``gwm coverage [PREFIX]`` and
-``gwm warehouse export DIR``.
+"""The ``gwm`` command line: ``gwm sql "<query>"``, ``gwm fields [PREFIX]``, ``gwm coverage [PREFIX]``,
+``gwm predict FIELD...`` and ``gwm warehouse export DIR``.
 
 Imports no Dagster, so it starts fast. ``gwm sql`` opens the warehouse read-only; while a
 materialization holds the file it waits and retries instead of failing. With ``--parquet DIR`` (or
@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 
 from gwm_assets.coverage.heatmap import text_heatmap
-from gwm_assets.resources.paths import schema_path, warehouse_parquet_dir, warehouse_path
+from gwm_assets.resources.paths import (
+    checkpoints_dir,
+    curriculum_path,
+    schema_path,
+    warehouse_parquet_dir,
+    warehouse_path,
+)
 from gwm_assets.warehouse import WarehouseBusy, WarehouseMissing, open_warehouse
 from gwm_assets.warehouse.parquet import ParquetExportError, export_warehouse
 from gwm_model.schema import SchemaError, default_world
@@ -128,6 +135,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(value: float) -> float | None:
+    return None if value != value else float(f"{value:.5g}")  # NaN (no spread measured) prints as NULL
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from gwm_assets.forecasts.build import ForecastInputError
+    from gwm_assets.forecasts.predict import predict_fields
+    from gwm_model.curriculum import CurriculumError, load_curriculum
+    from gwm_model.inference import ForecastRequestError, ObservationsInputError
+
+    def waiting(waited: float, exc: BaseException) -> None:
+        if not getattr(waiting, "told", False):
+            print(f"gwm: the warehouse is locked by a running materialization; waiting (up to {args.timeout:.0f} s)...",
+                  file=sys.stderr)
+            waiting.told = True
+
+    checkpoints = Path(args.checkpoints) if args.checkpoints else checkpoints_dir(args.warehouse)
+    try:
+        result = predict_fields(load_curriculum(args.curriculum), default_world(args.schema), Path(args.warehouse),
+                                checkpoints, args.fields, node=args.node, as_of=args.as_of, horizon=args.horizon,
+                                timeout_s=args.timeout, on_wait=waiting)
+    except (ForecastRequestError, ObservationsInputError, ForecastInputError, CurriculumError) as exc:
+        print(f"gwm predict: {exc}", file=sys.stderr)
+        return 2
+    frame = result.frame
+    rows = [(r.field_path, str(r.target_ts)[:10], int(r.horizon), _number(r.mean), _number(r.q05), _number(r.q95),
+             _number(r.naive), r.naive_method, str(r.last_observed)[:10], r.unit) for r in frame.itertuples()]
+    print(f"node {result.node}, as of {str(result.model.as_of)[:19]} ({result.model.axis_template.frequency} steps; "
+          f"checkpoint {result.model.manifest.get('weights_sha256', '')[:12]})")
+    columns = ("field_path", "target_ts", "horizon", "mean", "q05", "q95", "naive", "naive_method", "last_observed",
+               "unit")
+    print(format_table(columns, rows))
+    if args.plot:
+        from gwm_assets.forecasts.plots import forecast_png
+
+        png = forecast_png(f"{result.node}: forecast as of {str(result.model.as_of)[:19]}", result.history, frame,
+                           result.units)
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.plot).write_bytes(png)
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from gwm_assets.ops.ui_launcher import launch
 
@@ -174,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
     export.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a running materialization")
     export.set_defaults(func=cmd_export)
+
+    pred = sub.add_parser("predict", help="forecast world fields from a trained checkpoint and the warehouse")
+    pred.add_argument("fields", nargs="+", metavar="FIELD", help="field paths, e.g. financial.yield_curves.ten_year")
+    pred.add_argument("--node", help="curriculum node whose checkpoint forecasts (default: the most integrated "
+                                     "trained node that forecasts every FIELD)")
+    pred.add_argument("--as-of", help="forecast as known at this date or instant (default: the newest publication "
+                                      "among the node's fields)")
+    pred.add_argument("--horizon", type=int, help="steps ahead (default: the node's canvas horizon)")
+    pred.add_argument("--plot", metavar="PNG", help="also draw history, forecast mean, 90%% band and naive forecast")
+    pred.add_argument("--warehouse", default=str(warehouse_path()), help="DuckDB file (default: %(default)s)")
+    pred.add_argument("--checkpoints", default="", help="checkpoint directory (default: beside the warehouse)")
+    pred.add_argument("--curriculum", default=str(curriculum_path()), help="curriculum (default: %(default)s)")
+    pred.add_argument("--schema", default=str(schema_path() or "") or None, help="world schema YAML")
+    pred.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a running materialization")
+    pred.set_defaults(func=cmd_predict)
 
     ui = sub.add_parser("ui", help="open the Dagster UI (webserver and daemon) on gwm after checking the port, "
                                    "DAGSTER_HOME and the curriculum")

@@ -23,6 +23,7 @@ from gwm_model.evaluation import (
     step_offsets,
     window_cells,
 )
+from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
 from tests.test_canvas_build import _rows as observation_rows  # noqa: E402
 
 PATHS = ["financial.yield_curves.one_month", "financial.yield_curves.six_month", "financial.yield_curves.one_year",
@@ -278,3 +279,31 @@ def test_baselines_reject_anchors_without_a_full_window(ar_canvas):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert persistence_forecast(ar_canvas, [], 3, 0).shape == (0, 3, 3)
+
+
+# naive: the better of persistence and climatology, chosen on validation windows ----------------------
+
+def test_naive_is_climatology_for_noise_and_persistence_for_a_random_walk(world):
+    months, rng = _months("1990-01", 300), np.random.default_rng(11)
+    frame = pl.concat([
+        _rows(PATHS[0], months, _published(months, 0, 28), rng.normal(size=300)),  # white noise: a return
+        _rows(PATHS[1], months, _published(months, 0, 28), np.cumsum(rng.normal(0.2, 1, size=300))),  # a level
+        _rows(PATHS[2], months, _published(months, 0, 28), _ar1(rng, 300, 0.98)),  # persistent: near a walk
+    ])
+    canvas = _canvas(world, frame, months, "2009-12-31", PATHS[:4])
+    validation = np.arange(200, 236)
+    chosen = choose_naive(canvas, validation, 6, 3, train_end_step=239)
+    assert chosen[PATHS[0]] == CLIMATOLOGY
+    assert chosen[PATHS[1]] == PERSISTENCE and chosen[PATHS[2]] == PERSISTENCE
+    assert chosen[PATHS[3]] == PERSISTENCE  # no data at all: the default, not a guess
+    assert choose_naive(canvas, [], 6, 3, train_end_step=239) == {p: PERSISTENCE for p in PATHS[:4]}
+    # the choice reads only the validation windows: noise that turns into a walk after them stays climatology
+    walk = np.cumsum(rng.normal(size=60)) * 5
+    later = frame.with_columns(pl.when((pl.col("field_path") == PATHS[0]) & (pl.col("ts") > pl.date(2009, 12, 31)))
+                               .then(pl.col("value") + pl.Series(np.r_[np.zeros(240), walk, np.zeros(600)]))
+                               .otherwise(pl.col("value")).alias("value"))
+    assert choose_naive(_canvas(world, later, months, "2009-12-31", PATHS[:4]), validation, 6, 3,
+                        train_end_step=239)[PATHS[0]] == CLIMATOLOGY
+    # ... while windows over that later period pick persistence for it
+    assert choose_naive(_canvas(world, later, months, "2009-12-31", PATHS[:4]), np.arange(250, 290), 6, 3,
+                        train_end_step=239)[PATHS[0]] == PERSISTENCE

@@ -1,0 +1,44 @@
+"""The naive forecast of each field: the better of persistence and climatology, chosen on validation windows.
+
+Persistence (the last value published by the origin) is near-optimal for a level that moves like a
+random walk (a yield, an index); climatology (the training-period mean) is the better naive forecast
+of a stationary series (a return, a growth rate), where carrying the last value forward doubles the
+error variance. A model is only worth having where it beats the better of the two, so each field's
+naive forecaster is picked by its mean squared error on the cells after the anchor of the
+*validation* windows (never the test period: the choice must not see what it is scored on), pooled
+over horizons 1..H, on the cells both forecast. A field with no such cell keeps persistence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from gwm_model.canvas.canvas import Canvas
+from gwm_model.evaluation.baselines import mean_forecast, persistence_forecast, step_offsets, window_cells
+
+PERSISTENCE, CLIMATOLOGY = "persistence", "climatology"
+
+
+def choose_naive(canvas: Canvas, anchors: Iterable[int], context: int, horizon: int,
+                 train_end_step: int) -> dict[str, str]:
+    """Scalar field path -> ``"persistence"`` or ``"climatology"``, whichever had the lower MSE on the hidden
+    cells after the anchor of the windows at ``anchors`` (validation anchors)."""
+    anchors = np.asarray(anchors if isinstance(anchors, np.ndarray) else list(anchors), dtype=np.int64)
+    scalar = np.asarray(canvas.slots) == 1
+    chosen = {p: PERSISTENCE for p, s in zip(canvas.paths, scalar, strict=True) if s}
+    if anchors.size == 0:
+        return chosen
+    cells = window_cells(canvas, anchors, context, horizon)
+    ahead = step_offsets(context, horizon) >= 1
+    scored = cells.hidden & ahead[None, :, None]
+    persistence = persistence_forecast(canvas, anchors, context, horizon)
+    climatology = mean_forecast(canvas, anchors, context, horizon, train_end_step)
+    both = scored & np.isfinite(persistence) & np.isfinite(climatology)  # the same cells for the two
+    n = both.sum(axis=(0, 1))
+    p_sse = np.where(both, (persistence - cells.truth) ** 2, 0.0).sum(axis=(0, 1))
+    c_sse = np.where(both, (climatology - cells.truth) ** 2, 0.0).sum(axis=(0, 1))
+    for f in np.flatnonzero(scalar & (n > 0) & (c_sse < p_sse)):
+        chosen[canvas.paths[f]] = CLIMATOLOGY
+    return chosen
