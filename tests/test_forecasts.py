@@ -24,6 +24,7 @@ from gwm_assets.training.assets import training_assets
 from gwm_model.curriculum import STANDARD_CURRICULUM
 from gwm_model.inference import ForecastRequestError, ObservationsInputError, WorldModel
 from tests.test_training_assets import BASE, TINY, tiny_project
+from tests.test_warehouse import hold_write_lock
 
 NODES = ("basic_finance", "basic_economics", "econ_drives_finance")
 TEN_YEAR, UNRATE = "financial.yield_curves.ten_year", "country_us.macro.labor.unemployment_rate"
@@ -227,6 +228,15 @@ def test_observe_names_a_missing_column_an_unreadable_shape_and_a_missing_file(p
         model.observe([{"field_path": TEN_YEAR}])
     with pytest.raises(ObservationsInputError, match="no warehouse file at"):
         model.observe(tmp_path / "missing.duckdb")
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    with pytest.raises(ObservationsInputError, match=r"has no observations table. Fix: materialize"):
+        model.observe(tmp_path / "empty.duckdb")
+    holder = hold_write_lock(project["warehouse"], 1.5)  # a materialization writing
+    try:
+        with pytest.raises(ObservationsInputError, match="a running materialization may hold it"):
+            model.observe(project["warehouse"])
+    finally:
+        holder.wait(timeout=30)
 
 
 def test_a_backtest_forecast_is_what_the_model_said_with_only_the_data_published_by_then(project):

@@ -39,8 +39,8 @@ def _accepted() -> str:
             "the path of a warehouse DuckDB file")
 
 
-def read_warehouse_observations(path: str | os.PathLike, fields: tuple[str, ...] | None = None) -> pa.Table:
-    """The ``observations`` table of the DuckDB file at ``path`` (only ``fields`` when given), read read-only."""
+def read_warehouse_observations(path: str | os.PathLike) -> pa.Table:
+    """The ``observations`` table of the DuckDB file at ``path``, read read-only."""
     import duckdb
 
     path = Path(path)
@@ -58,11 +58,7 @@ def read_warehouse_observations(path: str | os.PathLike, fields: tuple[str, ...]
         if "observations" not in tables:
             raise ObservationsInputError(f"{path} has no observations table. Fix: materialize `observations` "
                                          "(make run)")
-        columns = ", ".join(WAREHOUSE_COLUMNS)
-        if fields is None:
-            return conn.execute(f"SELECT {columns} FROM observations").to_arrow_table()
-        return conn.execute(f"SELECT {columns} FROM observations WHERE list_contains(?, field_path)",
-                            [list(fields)]).to_arrow_table()
+        return conn.execute(f"SELECT {', '.join(WAREHOUSE_COLUMNS)} FROM observations").to_arrow_table()
     finally:
         conn.close()
 
