@@ -34,7 +34,7 @@ run: setup
 	@$(BIN)/gwm sql "select kind, count(*) as fields, count(distinct layer) as layers from fields group by kind order by kind"
 	@$(BIN)/gwm sql "select source, count(*) as observations, count(distinct field_path) as fields, min(ts) as first, max(ts) as last from observations group by source order by source"
 	@$(BIN)/gwm sql "select node, tier, n_fields, n_fields_with_data, round(presence_share, 4) as presence_share, n_steps, frequency, data_version from canvases order by tier, node"
-	@$(BIN)/gwm sql "select node, tier, parents, steps, round(val_skill, 3) as val_skill, round(test_skill, 3) as test_skill, merge_method, round(worst_surviving_share, 3) as gain_kept, round(seconds, 1) as seconds from checkpoints order by tier, node"
+	@$(BIN)/gwm sql "select node, tier, parents, steps, round(val_skill, 3) as val_skill, round(median_group_skill, 3) as median_group_skill, groups_scored as groups, groups_worse_than_naive as worse, groups_beating_ar as beat_ar, merge_method, round(worst_surviving_share, 3) as gain_kept, round(seconds, 1) as seconds from checkpoints order by tier, node"
 	@$(BIN)/gwm sql "select node, count(*) filter (kind = 'live') as live, count(*) filter (kind = 'backtest') as backtest, count(distinct field_path) as fields, max(as_of) filter (kind = 'live') as as_of from forecasts group by node order by node"
 
 test: setup

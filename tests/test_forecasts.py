@@ -255,3 +255,28 @@ def test_a_backtest_forecast_is_what_the_model_said_with_only_the_data_published
         pd.testing.assert_frame_equal(rolled, cut, check_exact=False, rtol=1e-5)
     with pytest.raises(ForecastRequestError, match="after the observed as_of"):
         model.forecast(origins=[model.as_of + np.timedelta64(1, "D")])
+
+
+def test_the_checkpoints_gate_blends_its_forecast_with_the_naive_one(project, tmp_path):
+    copy = tmp_path / "basic_finance"
+    shutil.copytree(project["checkpoints"] / "basic_finance", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert set(manifest["evaluation"]["gate"]) == {TEN_YEAR, "financial.equities.indices.sp500"}
+    assert all(0.0 <= w <= 1.0 for w in manifest["evaluation"]["gate"].values())
+    with duckdb.connect(str(project["warehouse"]), read_only=True) as conn:
+        everything = conn.sql("SELECT * FROM observations").to_arrow_table()
+
+    def forecast(weight: float | None) -> pd.DataFrame:
+        doc = json.loads(json.dumps(manifest))
+        if weight is None:
+            doc["evaluation"].pop("gate")
+        else:
+            doc["evaluation"]["gate"] = {p: weight for p in doc["evaluation"]["gate"]}
+        (copy / "manifest.json").write_text(json.dumps(doc))
+        return WorldModel.load(copy).observe(everything).forecast(origins=[np.datetime64("2019-06-30T23:59:59")])
+
+    raw, closed, half = forecast(None), forecast(0.0), forecast(0.5)
+    np.testing.assert_allclose(closed["mean"], closed["naive"])  # a closed gate: the naive forecast
+    np.testing.assert_allclose(half["mean"], 0.5 * (raw["mean"] + raw["naive"]))
+    np.testing.assert_allclose(half["q95"] - half["q05"], raw["q95"] - raw["q05"])  # the residual spread stays
+

@@ -4,6 +4,7 @@ and reloading `full_integration` from its directory alone."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -20,6 +21,7 @@ from gwm_assets.resources.training import TrainingResource
 from gwm_assets.resources.warehouse import WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.training.assets import training_assets
+from gwm_assets.training.checkpoint_table import record_checkpoint
 from gwm_model.curriculum import STANDARD_CURRICULUM, load_curriculum
 from gwm_model.curriculum.weights import load_node_weights
 from gwm_model.inference import WorldModel
@@ -132,6 +134,49 @@ def test_all_twelve_nodes_and_the_trunk_materialize_with_lineage(trained):
     assert md["loss_curve"].value.startswith("![full_integration loss](data:image/png;base64,")
     assert "persistence" in md["evaluation"].value and 0 < md["trainable_fraction"].value <= 1
     assert md["worst_surviving_share"] is not None and "max_loss_barrier" in md
+
+
+def test_scores_are_in_sql_per_group_horizon_and_forecaster_with_the_headline_beside(trained):
+    conn = duckdb.connect(str(trained["root"] / "w.duckdb"), read_only=True)
+    forecasters = {r[0] for r in conn.execute("SELECT DISTINCT forecaster FROM forecast_scores "
+                                              "WHERE node = 'basic_finance'").fetchall()}
+    # the gated model, the network before its gate, and the baselines (the tiny profile asks for no AR)
+    assert forecasters == {"model", "model_raw", "persistence", "climatology", "naive"}
+    manifest = json.loads((trained["root"] / "checkpoints" / "basic_finance" / "manifest.json").read_text())
+    expected = {(r["group"], str(r["horizon"]), r["model"]): r["skill"] for r in manifest["evaluation"]["forecasts"]
+                if r["n_cells"]}  # a group of the canvas with no scored cell is not a row
+    stored = {(g, h, f): s for g, h, f, s in conn.execute(
+        "SELECT field_group, horizon, forecaster, skill FROM forecast_scores WHERE node = 'basic_finance'").fetchall()}
+    assert stored.keys() == expected.keys()
+    assert all(stored[k] == pytest.approx(v) if v is not None else stored[k] is None for k, v in expected.items())
+    # skill is against the naive forecast: naive scores exactly 0 wherever it is scored
+    assert {s for (_, _, f), s in stored.items() if f == "naive" and s is not None} == {0.0}
+    (versions,) = conn.execute("SELECT count(DISTINCT data_version) FROM forecast_scores f JOIN checkpoints c "
+                               "USING (node) WHERE f.data_version = c.canvas_data_version").fetchone()
+    assert versions == conn.execute("SELECT count(DISTINCT node) FROM forecast_scores").fetchone()[0]
+    # tiny test windows: no group reaches 100 cells, so no headline, and the row says why (never a 0)
+    heads = {r[0]: r[1:] for r in conn.execute("SELECT node, median_group_skill, groups_scored, "
+                                               "groups_worse_than_naive, score_note FROM checkpoints").fetchall()}
+    assert heads["basic_finance"][:3] == (None, 0, 0)
+    assert heads["basic_finance"][3].startswith("no field group has 100 scored cells (financial.")
+    assert heads["basic_politics"] == (None, None, None, "not evaluated: no data on the canvas")
+    md = metadata(trained["first"])["basic_finance"]
+    assert "| field group | cells | model | persistence | climatology |" in md["evaluation"].value
+    assert md["test_forecasts"].value.startswith("![basic_finance test forecasts](data:image/png;base64,")
+
+
+def test_an_older_checkpoints_table_gains_the_new_columns_and_keeps_its_rows(trained, tmp_path):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE checkpoints (node VARCHAR PRIMARY KEY, tier INTEGER, steps INTEGER, "
+                     "test_skill DOUBLE)")
+        conn.execute("INSERT INTO checkpoints VALUES ('old_node', 0, 7, -0.5)")
+        manifest = json.loads((trained["root"] / "checkpoints" / "basic_finance" / "manifest.json").read_text())
+        record_checkpoint(conn, manifest, trained["root"] / "checkpoints" / "basic_finance", dt.datetime(2026, 1, 1))
+        rows = dict(conn.execute("SELECT node, steps FROM checkpoints").fetchall())
+        assert rows == {"old_node": 7, "basic_finance": 4}
+        assert conn.execute("SELECT groups_scored FROM checkpoints WHERE node = 'basic_finance'").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM forecast_scores").fetchone()[0] > 0
 
 
 def test_full_integration_reloads_from_its_directory_alone_and_predicts(trained):

@@ -19,7 +19,7 @@ from gwm_assets.warehouse import open_warehouse
 from gwm_model.curriculum import Curriculum
 from gwm_model.curriculum.fingerprint import stored_manifest
 from gwm_model.inference import ForecastRequestError, WorldModel
-from gwm_model.inference.world_model import forecast_fields
+from gwm_model.inference.steps import forecast_fields
 from gwm_model.schema import WorldSchema
 
 

@@ -41,7 +41,7 @@ from gwm_assets.training.node_run import (
     torchrun_command,
     train_job,
 )
-from gwm_assets.training.plots import loss_curve_png, markdown_image
+from gwm_assets.training.plots import forecast_vs_actual_png, loss_curve_png, markdown_image
 from gwm_assets.warehouse.clock import utcnow
 from gwm_model.curriculum import Curriculum, CurriculumError, CurriculumNode
 from gwm_model.curriculum.fingerprint import stored_manifest, trunk_fingerprint
@@ -146,14 +146,31 @@ def _trunk_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
 
 
 def _evaluation_table(evaluation: dict | None) -> str:
-    summary = (evaluation or {}).get("summary") or {}
-    models = sorted(k[4:] for k in summary if k.startswith("mse_"))
-    if not models:
-        return "not evaluated (no test windows with data)"
-    lines = ["| model | mse | skill vs persistence | cells |", "|---|---|---|---|"]
-    lines += [f"| {m} | {summary[f'mse_{m}']:.4g} | {summary.get(f'skill_{m}', float('nan')):+.3f} | "
-              f"{summary.get(f'cells_{m}', '')} |" for m in models]
-    return "\n".join(lines)
+    """Per field group, at the pooled horizon: cells, and each forecaster's skill against the naive forecast."""
+    rows = [r for r in (evaluation or {}).get("forecasts") or [] if r["horizon"] == "all" and r["n_cells"]]
+    if not rows:
+        reason = ((evaluation or {}).get("summary") or {}).get("reason")
+        return f"not evaluated ({reason or 'no test windows with data'})"
+    forecasters = list(dict.fromkeys(r["model"] for r in rows if r["model"] != "naive"))
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    by = {(r["model"], r["group"]): r for r in rows}
+
+    def cell(model: str, group: str) -> str:
+        r = by.get((model, group))
+        if r is None or r["skill"] is None:
+            return ""
+        p = r.get("dm_pvalue")
+        return f"{r['skill']:+.3f}" + (f" (p {p:.3f})" if model == "model" and p is not None else "")
+
+    lines = ["| field group | cells | " + " | ".join(forecasters) + " |", "|---" * (len(forecasters) + 2) + "|"]
+    lines += [f"| {g} | {by[('model', g)]['n_cells'] if ('model', g) in by else ''} | "
+              + " | ".join(cell(m, g) for m in forecasters) + " |" for g in groups]
+    excluded = (evaluation or {}).get("excluded") or {}
+    note = "skill = 1 - MSE / MSE(naive) on the same cells; naive = persistence or climatology per field, " \
+           "chosen on the validation windows"
+    if excluded:
+        note += "; not scored: " + "; ".join(f"{p} ({why})" for p, why in excluded.items())
+    return "\n".join(lines) + "\n\n" + note
 
 
 def _node_asset(curriculum: Curriculum, node: CurriculumNode) -> dg.AssetsDefinition:
@@ -232,6 +249,10 @@ def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) 
         "steps": int(manifest.get("steps") or 0), "kept": kept,
         "val_loss": number(metrics.get("val_loss")), "val_skill": number(metrics.get("val_skill")),
         "test_skill": number(metrics.get("test_skill")), "dm_pvalue": number(metrics.get("dm_pvalue")),
+        "median_group_skill": number(metrics.get("median_group_skill")),
+        "groups_scored": int(metrics.get("groups_scored") or 0),
+        "groups_worse_than_naive": int(metrics.get("groups_worse_than_naive") or 0),
+        "score_note": metrics.get("score_note") or "",
         "evaluation": dg.MetadataValue.md(_evaluation_table(manifest.get("evaluation"))),
         "merge_method": report.get("method"),
         "merge_keys": f"{len(report.get('averaged', []))} averaged, {len(report.get('copied', []))} copied, "
@@ -248,6 +269,9 @@ def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) 
         "weights_sha256": manifest.get("weights_sha256"), "note": manifest.get("note") or "",
         "path": dg.MetadataValue.path(str(out)),
         "loss_curve": dg.MetadataValue.md(markdown_image(png, f"{node.name} loss")),
+        "test_forecasts": dg.MetadataValue.md(markdown_image(forecast_vs_actual_png(
+            f"{node.name}: one step ahead on the test period", (manifest.get("evaluation") or {}).get("trace") or {}),
+            f"{node.name} test forecasts")),
     }
 
 

@@ -1,7 +1,12 @@
-"""The ``checkpoints`` table: one row per curriculum node's latest checkpoint, read from its manifest.
+"""The ``checkpoints`` and ``forecast_scores`` tables: each curriculum node's latest checkpoint and its scores,
+read from its manifest.
 
-The checkpoint files are the truth (a manifest is enough to reload and continue); the row is their
-index for SQL: ``gwm sql "select node, parents, steps, val_skill from checkpoints"``.
+The checkpoint files are the truth (a manifest is enough to reload and continue); the rows are their
+index for SQL: ``gwm sql "select node, steps, median_group_skill, groups_worse_than_naive from checkpoints"``.
+``forecast_scores`` holds one row per node, field group, horizon and forecaster (``model``,
+``persistence``, ``climatology``, ``naive``, ``ar``, ``dfm``) of the test-period evaluation: cells, MSE,
+MAE, skill against the naive forecast with its Diebold-Mariano test, and skill against persistence.
+A warehouse written by an older version gains the new columns (``ALTER TABLE``); no row is lost.
 """
 
 from __future__ import annotations
@@ -11,43 +16,101 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
-CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS checkpoints (
-    node VARCHAR PRIMARY KEY, tier INTEGER, parents VARCHAR[], profile VARCHAR, trained BOOLEAN, steps INTEGER,
-    val_loss DOUBLE, val_skill DOUBLE, test_skill DOUBLE, dm_pvalue DOUBLE, merge_method VARCHAR,
-    worst_surviving_share DOUBLE, worst_ensemble_gap DOUBLE, max_barrier DOUBLE, worst_child_minus_parent DOUBLE,
-    trainable_fraction DOUBLE, parameters BIGINT, n_model_fields INTEGER, weights_sha256 VARCHAR,
-    inputs_fingerprint VARCHAR, canvas_data_version VARCHAR, schema_hash VARCHAR, code_version VARCHAR,
-    seconds DOUBLE, path VARCHAR, note VARCHAR, trained_at TIMESTAMP)"""
+CHECKPOINT_COLUMNS = {
+    "node": "VARCHAR PRIMARY KEY", "tier": "INTEGER", "parents": "VARCHAR[]", "profile": "VARCHAR",
+    "trained": "BOOLEAN", "steps": "INTEGER", "val_loss": "DOUBLE", "val_skill": "DOUBLE", "test_skill": "DOUBLE",
+    "dm_pvalue": "DOUBLE", "median_group_skill": "DOUBLE", "groups_scored": "INTEGER",
+    "groups_worse_than_naive": "INTEGER", "groups_beating_ar": "INTEGER", "score_note": "VARCHAR",
+    "merge_method": "VARCHAR", "worst_surviving_share": "DOUBLE", "worst_ensemble_gap": "DOUBLE",
+    "max_barrier": "DOUBLE", "worst_child_minus_parent": "DOUBLE", "trainable_fraction": "DOUBLE",
+    "parameters": "BIGINT", "n_model_fields": "INTEGER", "weights_sha256": "VARCHAR", "inputs_fingerprint": "VARCHAR",
+    "canvas_data_version": "VARCHAR", "schema_hash": "VARCHAR", "code_version": "VARCHAR", "seconds": "DOUBLE",
+    "path": "VARCHAR", "note": "VARCHAR", "trained_at": "TIMESTAMP"}
+SCORE_COLUMNS = {
+    "node": "VARCHAR NOT NULL", "field_group": "VARCHAR NOT NULL", "horizon": "VARCHAR NOT NULL",
+    "forecaster": "VARCHAR NOT NULL", "n_cells": "INTEGER", "mse": "DOUBLE", "mae": "DOUBLE", "skill": "DOUBLE",
+    "skill_persistence": "DOUBLE", "dm_stat": "DOUBLE", "dm_pvalue": "DOUBLE", "data_version": "VARCHAR",
+    "code_version": "VARCHAR", "weights_sha256": "VARCHAR"}
 
 
-def checkpoint_row(manifest: dict[str, Any], path: Path, now: dt.datetime) -> list[object]:
+def _ensure(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], key: str = "") -> None:
+    body = ", ".join(f"{c} {t}" for c, t in columns.items()) + (f", PRIMARY KEY ({key})" if key else "")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+    have = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                       [table]).fetchall()}
+    for column, kind in columns.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind.replace(' NOT NULL', '')}")
+
+
+def checkpoint_row(manifest: dict[str, Any], path: Path, now: dt.datetime) -> dict[str, object]:
     node = manifest["node"]
     metrics = manifest.get("metrics", {})
     merge = manifest.get("merge", {})
     quality = merge.get("quality") or {}
     after = merge.get("child_vs_parents") or {}
     lineage = manifest.get("lineage", {})
-    return [node["name"], node["tier"], list(node["parents"]), manifest.get("profile"), bool(manifest.get("steps")),
-            int(manifest.get("steps") or 0), metrics.get("val_loss"), metrics.get("val_skill"),
-            metrics.get("test_skill"), metrics.get("dm_pvalue"), merge.get("report", {}).get("method"),
-            quality.get("worst_surviving_share"), quality.get("worst_ensemble_gap"), quality.get("max_barrier"),
-            after.get("worst_child_minus_parent"), manifest.get("trainable_fraction"),
-            manifest.get("parameters", {}).get("total"), len(manifest.get("plan", {}).get("fields", [])),
-            manifest.get("weights_sha256"), manifest.get("inputs_fingerprint"), lineage.get("canvas_data_version"),
-            lineage.get("schema_hash"), manifest.get("code_version"), manifest.get("seconds"), str(path),
-            manifest.get("note") or None, now]
+    return {
+        "node": node["name"], "tier": node["tier"], "parents": list(node["parents"]),
+        "profile": manifest.get("profile"), "trained": bool(manifest.get("steps")),
+        "steps": int(manifest.get("steps") or 0), "val_loss": metrics.get("val_loss"),
+        "val_skill": metrics.get("val_skill"), "test_skill": metrics.get("test_skill"),
+        "dm_pvalue": metrics.get("dm_pvalue"), "median_group_skill": metrics.get("median_group_skill"),
+        "groups_scored": metrics.get("groups_scored"),
+        "groups_worse_than_naive": metrics.get("groups_worse_than_naive"),
+        "groups_beating_ar": metrics.get("groups_beating_ar"), "score_note": metrics.get("score_note"),
+        "merge_method": merge.get("report", {}).get("method"),
+        "worst_surviving_share": quality.get("worst_surviving_share"),
+        "worst_ensemble_gap": quality.get("worst_ensemble_gap"), "max_barrier": quality.get("max_barrier"),
+        "worst_child_minus_parent": after.get("worst_child_minus_parent"),
+        "trainable_fraction": manifest.get("trainable_fraction"),
+        "parameters": manifest.get("parameters", {}).get("total"),
+        "n_model_fields": len(manifest.get("plan", {}).get("fields", [])),
+        "weights_sha256": manifest.get("weights_sha256"), "inputs_fingerprint": manifest.get("inputs_fingerprint"),
+        "canvas_data_version": lineage.get("canvas_data_version"), "schema_hash": lineage.get("schema_hash"),
+        "code_version": manifest.get("code_version"), "seconds": manifest.get("seconds"), "path": str(path),
+        "note": manifest.get("note") or None, "trained_at": now}
+
+
+def score_rows(manifest: dict[str, Any]) -> pd.DataFrame:
+    """The manifest's evaluation table as ``forecast_scores`` rows (none when the node was not evaluated)."""
+    records = ((manifest.get("evaluation") or {}).get("forecasts")) or []
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame = frame[frame["n_cells"] > 0]  # groups of the canvas without a scored cell are not rows
+    if frame.empty:
+        return pd.DataFrame(columns=list(SCORE_COLUMNS))
+    frame = frame.rename(columns={"group": "field_group", "model": "forecaster"})
+    frame["horizon"] = frame["horizon"].astype(str)
+    frame["node"] = manifest["node"]["name"]
+    frame["data_version"] = manifest.get("lineage", {}).get("canvas_data_version")
+    frame["code_version"] = manifest.get("code_version")
+    frame["weights_sha256"] = manifest.get("weights_sha256")
+    for column in SCORE_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    return frame[list(SCORE_COLUMNS)]
 
 
 def record_checkpoint(conn: duckdb.DuckDBPyConnection, manifest: dict[str, Any], path: Path,
                       now: dt.datetime) -> None:
-    """Upsert the node's row (in one transaction)."""
-    conn.execute(CHECKPOINTS_DDL)
+    """Upsert the node's ``checkpoints`` row and replace its ``forecast_scores`` rows (in one transaction)."""
+    _ensure(conn, "checkpoints", CHECKPOINT_COLUMNS)
+    _ensure(conn, "forecast_scores", SCORE_COLUMNS, key="node, field_group, horizon, forecaster")
     row = checkpoint_row(manifest, path, now)
+    scores = score_rows(manifest)
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute("DELETE FROM checkpoints WHERE node = ?", [row[0]])
-        conn.execute(f"INSERT INTO checkpoints VALUES ({', '.join('?' * len(row))})", row)
+        conn.execute("DELETE FROM checkpoints WHERE node = ?", [row["node"]])
+        conn.execute(f"INSERT INTO checkpoints ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        conn.execute("DELETE FROM forecast_scores WHERE node = ?", [row["node"]])
+        if len(scores):
+            conn.register("incoming_scores", scores)
+            conn.execute(f"INSERT INTO forecast_scores SELECT {', '.join(SCORE_COLUMNS)} FROM incoming_scores")
+            conn.unregister("incoming_scores")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""Pictures of training for Dagster metadata: the loss curve of a node (or the trunk)."""
+"""Pictures of training for Dagster metadata: the loss curve of a node (or the trunk), and its one-step-ahead
+forecasts against the actuals of the test period beside the naive and AR forecasts."""
 
 from __future__ import annotations
 
@@ -27,6 +28,42 @@ def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = (
     ax.set_title(title, fontsize=9)
     if steps or val:
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def forecast_vs_actual_png(title: str, trace: dict[str, dict[str, list]]) -> bytes:
+    """One panel per field of ``trace`` (the evaluation's one-step-ahead test forecasts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = max(1, len(trace))
+    columns = min(2, n)
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    if not trace:
+        axes[0, 0].text(0.5, 0.5, "no scored test cells", ha="center", va="center", transform=axes[0, 0].transAxes)
+    styles = {"actual": ("black", "-", "actual"), "model": ("tab:blue", "-", "model"),
+              "naive": ("tab:orange", "--", "naive"), "ar": ("tab:green", ":", "AR")}
+    for ax, (path, series) in zip(axes.flat, trace.items(), strict=False):
+        dates = np.array(series["date"], dtype="datetime64[D]")
+        for name, (color, line, label) in styles.items():
+            if name in series:
+                values = np.array([np.nan if v is None else v for v in series[name]], dtype=float)
+                ok = np.isfinite(values)
+                ax.plot(dates[ok], values[ok], line, color=color, lw=1, label=label)
+        ax.set_title(path, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)

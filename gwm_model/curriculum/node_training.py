@@ -193,7 +193,11 @@ def evaluate_node(node: str, fitted: FittedModel, canvas: Canvas, fields_of, hyp
     metrics = {"val_loss": fitted.history.to_dict()["best_val_loss"],
                "val_skill": persistence_skill(model, canvas, hyper.train, embeddings, fields_of),
                "test_skill": summary.get("skill"), "test_mse": summary.get("mse"),
-               "dm_pvalue": summary.get("dm_pvalue")}
+               "dm_pvalue": summary.get("dm_pvalue"), "median_group_skill": summary.get("median_group_skill"),
+               "groups_scored": summary.get("groups_scored"),
+               "groups_worse_than_naive": summary.get("groups_worse_than_naive"),
+               "groups_beating_ar": summary.get("groups_beating_ar"),
+               "score_note": summary.get("reason") or (None if evaluation else "not evaluated: no data on the canvas")}
     return NodeScores(evaluation, metrics, after)
 
 

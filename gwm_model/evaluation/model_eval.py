@@ -2,10 +2,18 @@
 
 Scored cells: present in the window, hidden from the model's inputs by publication time alone (no
 extra masking: the situation a forecaster is in at the anchor), of scalar output fields the model
-has tokens for. Per field group (the first two levels of the path) and per horizon (steps after the
-anchor; late releases inside the context are bucketed as ``context``) the table gives MSE, MAE,
-skill against persistence and a Diebold-Mariano test. Held-out-field imputation hides one field
-everywhere and scores its reconstruction from the other fields against the field's training mean.
+has tokens for and that have at least ``min_train_cells`` training cells (a field normalised from a
+handful of points is listed in ``excluded`` with the reason, not scored as if it had a history).
+
+Forecasters: the model, ``persistence`` (last published value), ``climatology`` (training mean),
+``naive`` (per field persistence, or climatology where it was significantly better on the *validation*
+windows, :func:`~gwm_model.evaluation.naive.choose_naive`) and the requested ``ar`` / ``dfm``. Per field group
+(the first two levels of the path) and per horizon (steps after the anchor; late releases inside the
+context are bucketed as ``context``; ``all`` pools the anchor step and after) the table gives MSE,
+MAE, ``skill`` against naive with a Diebold-Mariano test, and ``skill_persistence`` against
+persistence. The summary's headline is the median skill over field groups
+(:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field everywhere and
+scores its reconstruction from the other fields against the field's training mean.
 """
 
 from __future__ import annotations
@@ -18,13 +26,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gwm_model.canvas.normalise import MIN_NORM_CELLS
 from gwm_model.evaluation.baselines import baseline_forecasts
+from gwm_model.evaluation.gate import apply_gate, fit_gate
+from gwm_model.evaluation.headline import MIN_GROUP_CELLS, group_headline
+from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
 from gwm_model.training.batches import WindowBatches
 from gwm_model.training.run import FittedModel
 from gwm_model.training.steps import Objective
 
 MODEL = "model"
+RAW = "model_raw"  # the network's forecast before the gate (an ablation row)
+NAIVE = "naive"
+MIN_TRAIN_CELLS = MIN_NORM_CELLS  # fewer training cells, and a field's normalisation and scores are noise
 
 
 def field_group(path: str) -> str:
@@ -40,7 +55,11 @@ class Evaluation:
     forecasts: pd.DataFrame
     imputation: pd.DataFrame
     residual_std: dict[str, dict[str, float]]
-    summary: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, object] = field(default_factory=dict)
+    naive: dict[str, str] = field(default_factory=dict)  # field -> persistence | climatology
+    excluded: dict[str, str] = field(default_factory=dict)  # field -> why it is not scored
+    trace: dict[str, dict[str, list]] = field(default_factory=dict)  # one step ahead, per most-observed field
+    gate: dict[str, float] = field(default_factory=dict)  # field -> weight of the model's correction to naive
 
     def to_dict(self) -> dict[str, object]:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -48,7 +67,8 @@ class Evaluation:
                     for row in frame.astype(object).to_dict("records")]
 
         return {"summary": self.summary, "forecasts": records(self.forecasts), "imputation": records(self.imputation),
-                "residual_std": self.residual_std}
+                "residual_std": self.residual_std, "naive": self.naive, "excluded": self.excluded,
+                "trace": self.trace, "gate": self.gate}
 
 
 def _subsample(anchors: np.ndarray, limit: int | None) -> np.ndarray:
@@ -93,11 +113,35 @@ def _truth(batches: WindowBatches, anchors: np.ndarray) -> tuple[np.ndarray, np.
     return np.concatenate(truth), np.concatenate(present), np.concatenate(visible)
 
 
+def without_history(canvas, outputs: np.ndarray, min_train_cells: int) -> dict[str, str]:
+    """Output fields with data but fewer than ``min_train_cells`` training cells, with the reason."""
+    out = {}
+    for f in np.flatnonzero(outputs & canvas.presence.any(axis=0)):
+        path = canvas.paths[f]
+        n = int(canvas.stats.count.get(path, 0))
+        if n < min_train_cells:
+            out[path] = (f"{n} training cells (fewer than {min_train_cells}): too little history to normalise and "
+                         "score it")
+    return out
+
+
+def _scores(truth: np.ndarray, scored: np.ndarray, predictions: dict[str, np.ndarray], groups: list[str],
+            offsets: list[int], reference: str) -> pd.DataFrame:
+    table = score_forecasts(truth, scored, predictions, groups, offsets, reference=reference,
+                            horizon_buckets=_horizon_bucket)
+    pooled = score_forecasts(truth, scored, predictions, groups, offsets, reference=reference,
+                             horizon_buckets=lambda o: "all" if o >= 0 else None)
+    return pd.concat([table, pooled], ignore_index=True)
+
+
 def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.ndarray, train_end_step: int,
                    baselines: Sequence[str] = ("persistence", "ar", "dfm"), max_anchors: int | None = 300,
                    imputation_fields: Sequence[str] | None = None, max_imputation_fields: int = 6,
-                   samples: int = 8, sample_steps: int = 10, dfm_options: dict | None = None) -> Evaluation:
-    """Scores of the model and ``baselines`` on ``anchors`` (subsampled evenly to ``max_anchors``)."""
+                   samples: int = 8, sample_steps: int = 10, dfm_options: dict | None = None,
+                   validation_anchors: np.ndarray | None = None,
+                   min_train_cells: int = MIN_TRAIN_CELLS) -> Evaluation:
+    """Scores of the model, the naive forecasts and ``baselines`` on ``anchors`` (subsampled evenly to
+    ``max_anchors``); each field's naive forecaster is chosen on ``validation_anchors`` (none: persistence)."""
     canvas = batches.canvas
     anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
     if anchors.size == 0:
@@ -106,17 +150,31 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     truth, present, visible = _truth(batches, anchors)
     model_fields = objective.model_fields.cpu().numpy()
     outputs = model_fields & (np.asarray(canvas.slots) == 1) & (canvas.loss_weight > 0)
+    excluded = without_history(canvas, outputs, min_train_cells)
+    outputs &= ~np.isin(np.asarray(canvas.paths), list(excluded))
     scored = present & ~visible & outputs
     predictions = {MODEL: model_forecasts(objective, batches, anchors, samples=samples, steps=sample_steps)}
-    wanted = ["persistence", *[b for b in baselines if b != "persistence"]]
-    predictions.update(baseline_forecasts(canvas, anchors, batches.context, batches.horizon, train_end_step,
-                                          models=wanted, **(dfm_options or {})))
+    wanted = ["persistence", "mean", *[b for b in baselines if b not in ("persistence", "mean")]]
+    made = baseline_forecasts(canvas, anchors, batches.context, batches.horizon, train_end_step, models=wanted,
+                              **(dfm_options or {}))
+    made[CLIMATOLOGY] = made.pop("mean")
+    naive = choose_naive(canvas, np.zeros(0, np.int64) if validation_anchors is None else validation_anchors,
+                         batches.context, batches.horizon, train_end_step)
+    use_climatology = np.array([naive.get(p) == CLIMATOLOGY for p in canvas.paths])
+    predictions[NAIVE] = np.where(use_climatology[None, None, :], made[CLIMATOLOGY], made[PERSISTENCE])
+    predictions.update(made)
     groups = [field_group(p) for p in canvas.paths]
     offsets = batches.step_offset.cpu().numpy().tolist()
-    table = score_forecasts(truth, scored, predictions, groups, offsets, horizon_buckets=_horizon_bucket)
-    pooled = score_forecasts(truth, scored, predictions, groups, offsets,
-                             horizon_buckets=lambda o: "all" if o >= 0 else None)
-    table = pd.concat([table, pooled], ignore_index=True)
+    gate = _validation_gate(objective, batches, validation_anchors, max_anchors, train_end_step, outputs,
+                            use_climatology, samples, sample_steps)
+    ahead = np.asarray(offsets) >= 0
+    predictions[RAW] = predictions[MODEL]
+    predictions[MODEL] = predictions[RAW].copy()
+    predictions[MODEL][:, ahead] = apply_gate(predictions[RAW][:, ahead], predictions[NAIVE][:, ahead], gate)
+    table = _scores(truth, scored, predictions, groups, offsets, NAIVE)
+    against_persistence = _scores(truth, scored, predictions, groups, offsets, PERSISTENCE)
+    table["skill_persistence"] = against_persistence["skill"].to_numpy()
+    table["dm_pvalue_persistence"] = against_persistence["dm_pvalue"].to_numpy()
 
     residual: dict[str, dict[str, float]] = {}
     err = (predictions[MODEL] - truth) ** 2
@@ -132,7 +190,35 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     imputation = _imputation(objective, batches, anchors, truth, present, outputs, imputation_fields,
                              max_imputation_fields, samples, sample_steps)
     summary = _summary(table, imputation)
-    return Evaluation(table, imputation, residual, summary)
+    if not scored.any():
+        summary["reason"] = ("no scored cells: no output field with enough training history has a hidden cell in "
+                             f"the {anchors.size} test windows" + (f" ({len(excluded)} field(s) excluded)"
+                                                                   if excluded else ""))
+    elif not summary["groups_scored"]:
+        small = ", ".join(f"{g} {n}" for g, n in summary["groups_too_small"].items())
+        summary["reason"] = f"no field group has {MIN_GROUP_CELLS} scored cells ({small})"
+    kept = [canvas.paths[f] for f in np.flatnonzero(outputs) if canvas.paths[f] in naive]
+    return Evaluation(table, imputation, residual, summary, naive={p: naive[p] for p in kept}, excluded=excluded,
+                      trace=_trace(canvas, anchors, offsets, truth, scored, predictions),
+                      gate={p: float(gate[canvas.field_index(p)]) for p in kept})
+
+
+def _validation_gate(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,
+                     max_anchors: int | None, train_end_step: int, outputs: np.ndarray, use_climatology: np.ndarray,
+                     samples: int, sample_steps: int) -> np.ndarray:
+    """``(F,)`` :func:`~gwm_model.evaluation.gate.fit_gate` weights on the validation windows (0 without them)."""
+    canvas = batches.canvas
+    if anchors is None or not len(anchors):
+        return np.zeros(len(canvas.paths))
+    anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
+    truth, present, visible = _truth(batches, anchors)
+    ahead = batches.step_offset.cpu().numpy() >= 0
+    scored = present & ~visible & outputs & ahead[None, :, None]
+    model = model_forecasts(objective, batches, anchors, samples=samples, steps=sample_steps)
+    made = baseline_forecasts(canvas, anchors, batches.context, batches.horizon, train_end_step,
+                              models=("persistence", "mean"))
+    naive = np.where(use_climatology[None, None, :], made["mean"], made["persistence"])
+    return fit_gate(model, naive, truth, scored)
 
 
 def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistence", "ar", "dfm"),
@@ -144,7 +230,27 @@ def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistenc
         return None
     return evaluate_model(trainer.objective, trainer.batches, trainer.split.test, trainer.split.train_end_step,
                           baselines=baselines, max_anchors=max_anchors, samples=trainer.config.diffusion_samples,
-                          sample_steps=trainer.config.diffusion_steps)
+                          sample_steps=trainer.config.diffusion_steps, validation_anchors=trainer.split.val)
+
+
+def _trace(canvas, anchors: np.ndarray, offsets: list[int], truth: np.ndarray, scored: np.ndarray,
+           predictions: dict[str, np.ndarray], limit: int = 4, names: Sequence[str] = (MODEL, NAIVE, "ar")
+           ) -> dict[str, dict[str, list]]:
+    """One step ahead on the test windows, in each field's own units, for the ``limit`` fields with the most scored
+    cells there: ``date`` (the target step), ``actual`` and each of ``names`` that was evaluated (None: no cell)."""
+    if 1 not in offsets:
+        return {}
+    row = offsets.index(1)
+    counts = scored[:, row, :].sum(axis=0)
+    chosen = [int(f) for f in np.argsort(-counts, kind="stable")[:limit] if counts[f] > 0]
+    dates = [str(d) for d in canvas.axis.starts[np.minimum(anchors + 1, canvas.num_steps - 1)]]
+    def values(array: np.ndarray, f: int) -> list:
+        mu, sd = canvas.stats.mean[canvas.paths[f]], canvas.stats.std[canvas.paths[f]]
+        return [float(v) * sd + mu if k and np.isfinite(v) else None
+                for v, k in zip(array[:, row, f], scored[:, row, f], strict=True)]
+
+    return {canvas.paths[f]: {"date": dates, "actual": values(truth, f),
+                              **{n: values(predictions[n], f) for n in names if n in predictions}} for f in chosen}
 
 
 def _imputation(objective: Objective, batches: WindowBatches, anchors: np.ndarray, truth: np.ndarray,
@@ -173,16 +279,18 @@ def _imputation(objective: Objective, batches: WindowBatches, anchors: np.ndarra
     return pd.DataFrame(rows, columns=["field", "n_cells", "mse", "mse_mean", "ratio", "skill"])
 
 
-def _summary(table: pd.DataFrame, imputation: pd.DataFrame) -> dict[str, float]:
+def _summary(table: pd.DataFrame, imputation: pd.DataFrame) -> dict[str, object]:
     def pick(model: str, horizon) -> pd.Series | None:
         rows = table[(table["model"] == model) & (table["group"] == "all") & (table["horizon"] == horizon)]
         return rows.iloc[0] if len(rows) else None
 
-    out: dict[str, float] = {}
+    out: dict[str, object] = {}
     overall = pick(MODEL, "all")
-    if overall is not None:
+    if overall is not None:  # pooled (kept for reference; the headline is the median over groups below)
         out.update(skill=float(overall["skill"]), mse=float(overall["mse"]), n_cells=int(overall["n_cells"]),
-                   dm_stat=float(overall["dm_stat"]), dm_pvalue=float(overall["dm_pvalue"]))
+                   dm_stat=float(overall["dm_stat"]), dm_pvalue=float(overall["dm_pvalue"]),
+                   skill_persistence=float(overall["skill_persistence"]))
+    out.update(group_headline(table))
     for name in table["model"].unique():
         row = pick(name, "all")
         if row is not None:  # skill on the cells both it and persistence forecast; mse on the cells it covers

@@ -38,6 +38,7 @@ from gwm_model.canvas.timeaxis import TimeAxis, make_time_axis
 from gwm_model.evaluation.naive import PERSISTENCE, choose_naive
 from gwm_model.inference.frames import observations_table
 from gwm_model.inference.naive_values import naive_from_origins
+from gwm_model.inference.steps import forecast_fields, nearest_spread, step_start, step_starts
 from gwm_model.nn.model import WorldModelNet
 from gwm_model.training.batches import split_anchors
 from gwm_model.training.checkpoint import load_model
@@ -75,6 +76,8 @@ class _Prediction:
     std: np.ndarray
     q05: np.ndarray
     q95: np.ndarray
+    naive: np.ndarray  # (B, n) each field's naive forecast from the origin
+    last_step: np.ndarray  # (B, n) canvas step of its last value published by the origin (-1: none)
 
 
 class WorldModel:
@@ -180,9 +183,12 @@ class WorldModel:
     def test_origins(self, limit: int | None = None) -> np.ndarray:
         """As-of instants (``datetime64[us]``) of the test-period forecast origins before the observed as_of:
         the last instant of every canvas step after the training period whose whole horizon lies on the canvas,
-        evenly thinned to ``limit``."""
+        evenly thinned to ``limit`` (none when the canvas is too short for a test window)."""
         canvas, as_of = self._observed()
-        split = split_anchors(canvas, self.context, self.horizon, 0.0, self.stats.train_end)
+        try:
+            split = split_anchors(canvas, self.context, self.horizon, 0.0, self.stats.train_end)
+        except ValueError:
+            return np.zeros(0, dtype="datetime64[us]")
         cutoffs = canvas.axis.cutoffs_us[split.test] - 1
         origins = split.test[cutoffs < as_of.astype(np.int64)]
         if limit is not None and origins.size > limit:
@@ -268,7 +274,7 @@ class WorldModel:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         residual = self.manifest.get("evaluation", {}).get("residual_std", {})
         offsets = np.arange(-(self.context - 1), self.horizon + 1)
-        spread = np.array([[_nearest(residual.get(p, {}), int(o)) for p in fields] for o in offsets], dtype=float)
+        spread = np.array([[nearest_spread(residual.get(p, {}), int(o)) for p in fields] for o in offsets], dtype=float)
         self.net.eval()
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("steps", "visible", "observed", "mean", "std", "q05",
                                                                "q95")}
@@ -299,7 +305,28 @@ class WorldModel:
                 parts["q05"].append(m - Z90 * std)
                 parts["q95"].append(m + Z90 * std)
         joined = {k: np.concatenate(v) for k, v in parts.items()}
-        return _Prediction(anchors=anchors, **joined)
+        naive, last_step = naive_from_origins(canvas, self.stats, self.naive_methods(), fields, anchors, origin_us)
+        self._gate(joined, naive, fields, diffusion=self.objective_kind != "masked")
+        return _Prediction(anchors=anchors, naive=naive, last_step=last_step, **joined)
+
+    def _gate(self, out: dict[str, np.ndarray], naive: np.ndarray, fields: list[str], diffusion: bool) -> None:
+        """The evaluation's do-no-harm gate on the cells at and after the anchor (in place): ``naive + w * (model -
+        naive)`` per field (:mod:`gwm_model.evaluation.gate`); a checkpoint without one keeps the model's forecast.
+        The masked model's spread is the gated forecast's measured residual; diffusion samples shrink with ``w``."""
+        gate = (self.manifest.get("evaluation") or {}).get("gate")
+        if not gate:
+            return
+        w = np.array([float(gate.get(p, 1.0)) for p in fields])
+        known = np.isfinite(naive)[:, None, :]
+        w_cells = np.where(known, w[None, None, :], 1.0) * np.ones_like(out["mean"])  # no naive: nothing to fall to
+        w_cells[:, :self.context - 1, :] = 1.0  # late releases inside the context are not gated
+        base = np.where(known, naive[:, None, :], 0.0)
+        for key in ("mean", "q05", "q95") if diffusion else ("mean",):
+            out[key] = base + w_cells * (out[key] - base)
+        if diffusion:
+            out["std"] = out["std"] * w_cells
+        else:
+            out["q05"], out["q95"] = out["mean"] - Z90 * out["std"], out["mean"] + Z90 * out["std"]
 
     def predict(self, fields: Sequence[str] | str | None = None, horizon: int | None = None,
                 samples: int = 32, seed: int = 0) -> pd.DataFrame:
@@ -312,7 +339,7 @@ class WorldModel:
         for k, path in enumerate(fields):
             for i in range(self.context - 1, self.context + horizon):
                 step = int(out.steps[0, i])
-                row = {"field_path": path, "date": str(_step_start(canvas, step)), "horizon": i - (self.context - 1),
+                row = {"field_path": path, "date": str(step_start(canvas, step)), "horizon": i - (self.context - 1),
                        "transform": self.transforms.get(path, "level")}
                 if out.visible[0, i, k]:
                     value = float(out.observed[0, i, k])
@@ -340,15 +367,13 @@ class WorldModel:
         if origins.size == 0 or not fields:
             return pd.DataFrame(columns=FORECAST_COLUMNS)
         out = self._predict(origins, fields, samples, seed)
-        methods = self.naive_methods()
-        naive, last_step = naive_from_origins(canvas, self.stats, methods, fields, out.anchors,
-                                              origins.astype("datetime64[us]").astype(np.int64))
+        methods, naive, last_step = self.naive_methods(), out.naive, out.last_step
         ahead = np.arange(self.context, self.context + horizon)  # window rows of horizons 1..horizon
         b, h, k = np.nonzero(~out.visible[:, ahead, :])
         rows = ahead[h]
         steps = out.steps[b, rows]
-        starts = _step_starts(canvas, steps)
-        ends = _step_starts(canvas, steps + 1)
+        starts = step_starts(canvas, steps)
+        ends = step_starts(canvas, steps + 1)
         frame = pd.DataFrame({
             "as_of": origins[b].astype("datetime64[us]"), "field_path": np.asarray(fields, dtype=object)[k],
             "target_ts": starts, "target_end": ends, "horizon": h + 1,
@@ -359,39 +384,3 @@ class WorldModel:
             "naive_method": np.asarray([methods.get(p, PERSISTENCE) for p in fields], dtype=object)[k],
             "transform": np.asarray([self.transforms.get(p, "level") for p in fields], dtype=object)[k]})
         return frame.sort_values(["as_of", "field_path", "horizon"], ignore_index=True)[FORECAST_COLUMNS]
-
-
-def forecast_fields(manifest: dict) -> tuple[str, ...]:
-    """From a checkpoint's manifest alone: the fields it forecasts (scalar output fields with tokens in the model
-    and training data), in the model's order."""
-    described = manifest["canvas"]
-    layout = CanvasLayout.from_dict(described["layout"])
-    slots = dict(zip(layout.paths, described["slots"], strict=True))
-    counts = NormStats.from_dict(described["normalisation"]).count
-    weights = described.get("loss_weight") or {}
-    return tuple(p for p in manifest["plan"]["fields"] if slots.get(p) == 1 and counts.get(p)
-                 and float(weights.get(p, 1.0)) > 0)
-
-
-def _nearest(per_offset: dict[str, float], offset: int) -> float:
-    """The residual spread measured at ``offset``, else at the nearest measured offset (the anchor step
-    itself is rarely hidden at test time, the step after it always is); NaN where none was measured."""
-    if not per_offset:
-        return float("nan")
-    best = min(per_offset, key=lambda k: (abs(int(k) - offset), int(k)))
-    return float(per_offset[best])
-
-
-def _step_starts(canvas: Canvas, steps: np.ndarray) -> np.ndarray:
-    """First day (``datetime64[D]``) of each canvas step, steps past the canvas's end included."""
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.size == 0 or steps.max() < canvas.num_steps:
-        return canvas.axis.starts[steps]
-    days = math.ceil(STEP_DAYS[canvas.axis.frequency]) * (int(steps.max()) - canvas.num_steps + 2)
-    extended = make_time_axis(canvas.axis.starts[0], canvas.axis.ends[-1] + np.timedelta64(days, "D"),
-                              canvas.axis.frequency)
-    return extended.starts[steps]
-
-
-def _step_start(canvas: Canvas, step: int) -> np.datetime64:
-    return _step_starts(canvas, np.array([step]))[0]

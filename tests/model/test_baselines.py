@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -23,6 +24,9 @@ from gwm_model.evaluation import (
     step_offsets,
     window_cells,
 )
+from gwm_model.evaluation.gate import apply_gate, fit_gate
+from gwm_model.evaluation.headline import group_headline
+from gwm_model.evaluation.model_eval import MIN_TRAIN_CELLS, without_history
 from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
 from tests.test_canvas_build import _rows as observation_rows  # noqa: E402
 
@@ -307,3 +311,63 @@ def test_naive_is_climatology_for_noise_and_persistence_for_a_random_walk(world)
     # ... while windows over that later period pick persistence for it
     assert choose_naive(_canvas(world, later, months, "2009-12-31", PATHS[:4]), np.arange(250, 290), 6, 3,
                         train_end_step=239)[PATHS[0]] == PERSISTENCE
+
+
+# the headline: the median over field groups ----------------------------------------------------------
+
+def test_the_headline_is_the_median_over_groups_with_enough_cells_and_counts_harm():
+    def row(model, group, cells, skill, p):
+        return {"model": model, "group": group, "horizon": "all", "n_cells": cells, "n_common": cells,
+                "skill": skill, "dm_pvalue": p}
+    table = pd.DataFrame([
+        row("model", "a.x", 500, 0.10, 0.01), row("model", "b.y", 300, -0.40, 0.001),  # significantly worse
+        row("model", "c.z", 200, -0.02, 0.60), row("model", "d.w", 40, 0.90, 0.01),   # d.w: too few cells
+        row("model", "all", 1040, 0.50, 0.0),  # pooled: never the headline
+        row("ar", "a.x", 500, 0.05, 0.2), row("ar", "b.y", 300, -0.10, 0.3), row("ar", "c.z", 200, 0.01, 0.5)])
+    head = group_headline(table)
+    assert head["median_group_skill"] == pytest.approx(-0.02)
+    assert head["groups_scored"] == 3 and head["groups_worse_than_naive"] == 1 and head["groups_beating_ar"] == 1
+    assert head["groups_too_small"] == {"d.w": 40}
+    empty = group_headline(table[table["group"] == "d.w"])
+    assert empty["median_group_skill"] is None and empty["groups_scored"] == 0
+    assert group_headline(table[table["model"] == "model"])["groups_beating_ar"] is None  # no AR: not 0
+
+
+def test_a_field_with_a_handful_of_training_cells_is_floored_and_not_scored(world):
+    months, rng = _months("2000-01", 120), np.random.default_rng(5)
+    recent = months[months >= np.datetime64("2007-09")]  # 4 training months before the 2007-12 train_end
+    frame = pl.concat([
+        _rows(PATHS[0], months, _published(months, 0, 28), 30 + np.cumsum(rng.normal(0, 0.1, 120))),
+        _rows(PATHS[1], recent, _published(recent, 0, 28), 13 + rng.normal(0, 0.2, recent.size)),
+    ])
+    canvas = _canvas(world, frame, months, "2007-12-31", PATHS[:2])
+    assert canvas.stats.count[PATHS[1]] == 4
+    assert canvas.stats.std[PATHS[1]] == pytest.approx(0.25 * canvas.stats.mean[PATHS[1]])  # not ~0.2
+    assert canvas.stats.std[PATHS[0]] < 0.25 * canvas.stats.mean[PATHS[0]]  # a long history keeps its own
+    outputs = np.ones(len(canvas.paths), dtype=bool)
+    excluded = without_history(canvas, outputs, MIN_TRAIN_CELLS)
+    assert list(excluded) == [PATHS[1]] and "4 training cells (fewer than 52)" in excluded[PATHS[1]]
+
+
+# the do-no-harm gate ---------------------------------------------------------------------------------
+
+def test_the_gate_keeps_a_useful_correction_and_drops_noise():
+    rng = np.random.default_rng(2)
+    shape = (60, 3, 3)
+    naive, signal = rng.normal(size=shape), rng.normal(size=shape)
+    truth = naive + signal
+    model = np.stack([(naive + signal)[..., 0],  # the model knows the signal: keep all of its correction
+                      (naive + rng.normal(size=shape))[..., 1],  # pure noise: drop it
+                      (naive + 0.5 * signal)[..., 2]], axis=-1)  # half the signal: a weight near 1 (clipped)
+    scored = np.ones(shape, dtype=bool)
+    weight = fit_gate(model, naive, truth, scored)
+    assert weight[0] == pytest.approx(1.0) and weight[1] < 0.1 and weight[2] == 1.0
+    few = np.zeros(shape, dtype=bool)
+    few[:5, 0, :] = True  # 5 cells per field: no evidence, no correction
+    assert (fit_gate(model, naive, truth, few) == 0).all()
+    gated = apply_gate(model, naive, np.array([1.0, 0.0, 0.5]))
+    np.testing.assert_allclose(gated[..., 1], naive[..., 1])
+    np.testing.assert_allclose(gated[..., 2], naive[..., 2] + 0.5 * (model[..., 2] - naive[..., 2]))
+    missing = naive.copy()
+    missing[0, 0, 1] = np.nan  # no naive value: the model's forecast stands
+    assert apply_gate(model, missing, np.zeros(3))[0, 0, 1] == model[0, 0, 1]
