@@ -311,12 +311,13 @@ class WorldModel:
 
     def _gate(self, out: dict[str, np.ndarray], naive: np.ndarray, fields: list[str], diffusion: bool) -> None:
         """The evaluation's do-no-harm gate on the cells at and after the anchor (in place): ``naive + w * (model -
-        naive)`` per field (:mod:`gwm_model.evaluation.gate`); a checkpoint without one keeps the model's forecast.
+        naive)`` per field (:mod:`gwm_model.evaluation.gate`); a checkpoint without one keeps the model's forecast,
+        and a field the gate was not fitted for (too little history to score) gets the naive forecast (``w = 0``).
         The masked model's spread is the gated forecast's measured residual; diffusion samples shrink with ``w``."""
         gate = (self.manifest.get("evaluation") or {}).get("gate")
         if not gate:
             return
-        w = np.array([float(gate.get(p, 1.0)) for p in fields])
+        w = np.array([float(gate.get(p, 0.0)) for p in fields])
         known = np.isfinite(naive)[:, None, :]
         w_cells = np.where(known, w[None, None, :], 1.0) * np.ones_like(out["mean"])  # no naive: nothing to fall to
         w_cells[:, :self.context - 1, :] = 1.0  # late releases inside the context are not gated
