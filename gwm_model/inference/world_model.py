@@ -14,8 +14,10 @@ visible cells as ``observed``, the others ``predicted`` with a standard deviatio
 in the field's transformed units (``transform`` column). ``forecast`` returns the hidden cells of
 horizons 1..H from one or many origins, with each field's naive forecast beside the model's
 (:mod:`gwm_model.evaluation.naive`: persistence or climatology, chosen on the validation windows).
-The uncertainty is the spread of diffusion samples for a diffusion model, and for a masked model the
-residual spread measured per field and horizon on the held-out test windows at training time.
+Predicted cells at and after the as-of step go through the checkpoint's do-no-harm gate
+(:mod:`gwm_model.evaluation.gate`): ``naive + w * (network - naive)`` per field. The uncertainty is
+the spread of diffusion samples for a diffusion model, and for a masked model the residual spread
+of the gated forecast measured per field and horizon on the held-out test windows at training time.
 """
 
 from __future__ import annotations
