@@ -3,9 +3,9 @@ forecast beside it (the asset's metadata and ``gwm predict --plot``)."""
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
+
+from gwm_assets.training.plots import figure_png, panel_grid
 
 
 def forecast_png(title: str, history: pd.DataFrame, forecast: pd.DataFrame, units: dict[str, str] | None = None,
@@ -13,21 +13,9 @@ def forecast_png(title: str, history: pd.DataFrame, forecast: pd.DataFrame, unit
     """One panel per field of ``forecast`` (columns of ``WorldModel.forecast`` from one origin):
     ``history`` (``field_path, date, value``) as a line, the forecast mean and its q05..q95 band, and
     the naive forecast dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fields = list(dict.fromkeys(forecast["field_path"])) or list(dict.fromkeys(history["field_path"]))
-    n = max(1, len(fields))
-    columns = min(columns, n)
-    rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_axis_off()
-    if not fields:
-        axes[0, 0].text(0.5, 0.5, "nothing to forecast", ha="center", va="center", transform=axes[0, 0].transAxes)
-    for ax, path in zip(axes.flat, fields, strict=False):
+    fig, panels = panel_grid(fields, "nothing to forecast", height=2.6, columns=columns)
+    for ax, path in panels:
         seen = history[history["field_path"] == path]
         ahead = forecast[forecast["field_path"] == path].sort_values("target_ts")
         ax.plot(pd.to_datetime(seen["date"]), seen["value"], lw=1, color="black", label="observed")
@@ -42,8 +30,4 @@ def forecast_png(title: str, history: pd.DataFrame, forecast: pd.DataFrame, unit
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6, loc="best")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)

@@ -8,14 +8,41 @@ import io
 from collections.abc import Sequence
 
 
-def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = ()) -> bytes:
-    """Training loss per logged step and validation loss per epoch (at the step it was measured)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """``fig`` laid out and encoded as PNG (90 dpi), then closed."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def panel_grid(titles: Sequence[str], empty: str, height: float = 2.5, columns: int = 2):
+    """A figure with one panel per title (``columns`` across, spare panels hidden) and the axes paired with
+    their titles; with no titles, one panel saying ``empty``."""
+    n = max(1, len(titles))
+    columns = min(columns, n)
+    rows = (n + columns - 1) // columns
+    fig, axes = _pyplot().subplots(rows, columns, figsize=(5.2 * columns, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    if not titles:
+        axes[0, 0].text(0.5, 0.5, empty, ha="center", va="center", transform=axes[0, 0].transAxes)
+    return fig, list(zip(axes.flat, titles, strict=False))
+
+
+def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = ()) -> bytes:
+    """Training loss per logged step and validation loss per epoch (at the step it was measured)."""
+    fig, ax = _pyplot().subplots(figsize=(7, 3.2))
     if steps:
         ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=1, label="training loss")
     val = [(e["step"], e["val_loss"]) for e in epochs if e.get("val_loss") is not None and "step" in e]
@@ -28,32 +55,18 @@ def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = (
     ax.set_title(title, fontsize=9)
     if steps or val:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def forecast_vs_actual_png(title: str, trace: dict[str, dict[str, list]]) -> bytes:
     """One panel per field of ``trace`` (the evaluation's one-step-ahead test forecasts)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    n = max(1, len(trace))
-    columns = min(2, n)
-    rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.5 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_axis_off()
-    if not trace:
-        axes[0, 0].text(0.5, 0.5, "no scored test cells", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig, panels = panel_grid(list(trace), "no scored test cells")
     styles = {"actual": ("black", "-", "actual"), "model": ("tab:blue", "-", "model"),
               "naive": ("tab:orange", "--", "naive"), "ar": ("tab:green", ":", "AR")}
-    for ax, (path, series) in zip(axes.flat, trace.items(), strict=False):
+    for ax, path in panels:
+        series = trace[path]
         dates = np.array(series["date"], dtype="datetime64[D]")
         for name, (color, line, label) in styles.items():
             if name in series:
@@ -64,11 +77,7 @@ def forecast_vs_actual_png(title: str, trace: dict[str, dict[str, list]]) -> byt
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def markdown_image(png: bytes, alt: str) -> str:
