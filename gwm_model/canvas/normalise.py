@@ -82,13 +82,12 @@ MIN_NORM_CELLS = 52  # a year of weekly data; fewer training cells and the sprea
 SHORT_HISTORY_FLOOR = 0.25  # ... at this share of the level's magnitude
 
 
-def _guarded(mean: float, std: float, count: int = MIN_NORM_CELLS) -> float:
-    """The spread to normalise by: ``std``, or 1 when it is (numerically) zero. With fewer than
-    :data:`MIN_NORM_CELLS` training cells a spread from a handful of points is too small to trust (a volatility
-    index seen for a calm week), so it is floored at a quarter of the level's magnitude."""
-    if count < MIN_NORM_CELLS:
-        std = max(std, SHORT_HISTORY_FLOOR * abs(mean))
-    return std if std > 1e-9 * max(1.0, abs(mean)) else 1.0
+def _guarded(mean, std, count):
+    """The spread to normalise by (scalars or arrays alike): ``std``, or 1 when it is (numerically) zero. With
+    fewer than :data:`MIN_NORM_CELLS` training cells a spread from a handful of points is too small to trust (a
+    volatility index seen for a calm week), so it is floored at a quarter of the level's magnitude."""
+    std = np.where(np.asarray(count) < MIN_NORM_CELLS, np.maximum(std, SHORT_HISTORY_FLOOR * np.abs(mean)), std)
+    return np.where(std > 1e-9 * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
 def fit_norm_stats(raw: np.ndarray, paths: Sequence[str], slots: Sequence[int], train_mask: np.ndarray,
@@ -106,7 +105,7 @@ def fit_norm_stats(raw: np.ndarray, paths: Sequence[str], slots: Sequence[int], 
             continue
         m, s = float(cells.mean()), float(cells.std())
         mean[path] = m
-        std[path] = _guarded(m, s, count[path])
+        std[path] = float(_guarded(m, s, count[path]))
     return NormStats(train_end=str(np.datetime64(train_end, "D")), mean=mean, std=std, count=count)
 
 
@@ -127,11 +126,10 @@ def fit_rows(num_fields: int, field: np.ndarray, values: np.ndarray,
         deviation = values - np.repeat(m, np.diff(np.r_[starts, field.size]))
         s = np.sqrt(np.add.reduceat(deviation * deviation, starts) / count[seen])
         mean[seen] = m
-        s = np.where(count[seen] < MIN_NORM_CELLS, np.maximum(s, SHORT_HISTORY_FLOOR * np.abs(m)), s)
-        std[seen] = np.where(s > 1e-9 * np.maximum(1.0, np.abs(m)), s, 1.0)
+        std[seen] = _guarded(m, s, count[seen])
     for i, cells in (blocks or {}).items():
         count[i] = cells.shape[0]
         if cells.size:
             mean[i] = float(cells.mean())
-            std[i] = _guarded(mean[i], float(cells.std()), int(count[i]))
+            std[i] = float(_guarded(mean[i], float(cells.std()), int(count[i])))
     return mean, std, count
