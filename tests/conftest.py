@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from gwm_model.schema import WorldSchema, default_world
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A materialization of the whole graph embeds each text corpus's first 200 posts, not all 20,000 (80 s of
+# MiniLM on two cores); tests of the text path set their own limit.
+os.environ.setdefault("GWM_CORPUS_LIMIT", "200")
 
 MINI_SCHEMA = """\
 version: 1

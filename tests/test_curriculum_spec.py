@@ -17,7 +17,7 @@ def test_standard_curriculum_has_the_twelve_nodes_with_their_projections(world):
         projection = node.projection(world)
         assert (len(projection), projection.positions) == STANDARD_NODES[name][2:]
     assert [n for n, node in curriculum.nodes.items() if node.tier == 0] == list(STANDARD_NODES)[:6]
-    assert curriculum["basic_politics"].data_sources == ()
+    assert curriculum["basic_politics"].data_sources == ("tabular", "news")  # issue 16: every specialist has data
     assert curriculum["basic_economics"].canvas.frequency == "monthly"
 
 

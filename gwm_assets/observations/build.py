@@ -70,7 +70,7 @@ POINTS = {
                CAST(NULL AS FLOAT[])
         FROM {raw_tabular} raw_tabular WHERE value IS NOT NULL""",
     "news_daily": """
-        SELECT 'news', 'daily', day, CAST(n_headlines AS DOUBLE), CAST(n_headlines AS DOUBLE),
+        SELECT 'news', stream, day, CAST(n_headlines AS DOUBLE), CAST(n_headlines AS DOUBLE),
                CAST(last_published_at AS TIMESTAMP), provenance, CAST(mean_embedding AS FLOAT[])
         FROM {news_daily} news_daily""",
 }

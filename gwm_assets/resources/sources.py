@@ -32,6 +32,9 @@ class SourceSettings(dg.ConfigurableResource):
                              description="folder of tabular mapping files (*.yaml)")
     sec_user_agent: str = Field(default_factory=lambda: os.environ.get("SEC_USER_AGENT", USER_AGENT))
     plain_requests: bool = Field(default=False, description="give yfinance a plain requests.Session (tests)")
+    corpus_limit: int = Field(default_factory=lambda: int(os.environ.get("GWM_CORPUS_LIMIT", "0") or 0),
+                              description="embed only each text corpus's first N posts by date (0: all of them); "
+                                          "for a quick first run on a slow machine")
 
     def offline_reason(self, source: str) -> str | None:
         """Why ``source`` does not fetch over the network under these settings (naming the setting that turns it

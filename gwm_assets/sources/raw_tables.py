@@ -25,4 +25,4 @@ WATERMARKS = {"fred": ("series_id", "date"), "yahoo": ("ticker", "date"), "pmi":
 SERIES = {"raw_fred": ("fred", "series_id", "date"), "raw_yahoo": ("yahoo", "ticker", "date"),
           "raw_pmi": ("pmi", "series_code", "period"),
           "raw_earnings": ("earnings", "ticker || ':' || metric", "period_end"),
-          "raw_tabular": ("tabular", "dataset || ':' || series", "date"), "news_daily": ("news", "'daily'", "day")}
+          "raw_tabular": ("tabular", "dataset || ':' || series", "date"), "news_daily": ("news", "stream", "day")}
