@@ -65,6 +65,31 @@ def test_embedded_default_gives_real_history_with_provenance(offline_warehouse):
     assert lag.days >= 40
 
 
+def test_embedded_default_is_wide_enough_for_every_specialist(offline_warehouse, world):
+    """Issue 16's targets: >= 150 leaf fields with data in >= 12 layers, >= 5 fields per tier-0 node, real
+    recent history, and the text corpus in the narrative and political specialists' fields."""
+    from gwm_assets.resources.paths import curriculum_path
+    from gwm_model.curriculum import load_curriculum
+
+    _, warehouse = offline_warehouse
+    with_data = {r[0] for r in sql(warehouse, "SELECT DISTINCT field_path FROM observations")}
+    assert len(with_data) >= 150
+    assert len({p.split(".")[0] for p in with_data}) >= 12
+    curriculum = load_curriculum(curriculum_path(), schema=world)
+    for name, node in curriculum.nodes.items():
+        if node.tier == 0:
+            assert len(with_data & set(node.projection(world).paths)) >= 5, name
+    macro = [p for p in with_data if p.startswith("country_us.macro.")]
+    assert len(macro) >= 20 and any(p.startswith("country_cn.") for p in with_data)
+    recent = sql(warehouse, "SELECT count(*) FROM (SELECT field_path FROM observations GROUP BY 1 "
+                            "HAVING max(ts) >= DATE '2019-01-01')")[0][0]
+    assert recent >= 40
+    assert "events.social_signal" in with_data and "regime.growth_regime" in with_data
+    held = dict(sql(warehouse, "SELECT reason LIKE '%duplicate text%', count(*) FROM quarantine "
+                               "WHERE source = 'news' GROUP BY 1"))
+    assert held.get(True, 0) >= 1  # a re-posted text is held with its reason, not silently dropped
+
+
 def test_second_materialization_changes_nothing(offline_warehouse):
     home, warehouse = offline_warehouse
     before = sql(warehouse, "SELECT count(*), max(ingested_at) FROM observations")[0]

