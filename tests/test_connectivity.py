@@ -8,9 +8,9 @@ from gwm_model.canvas import Connectivity, compile_canvas
 
 
 def test_dense_within_a_group(world):
-    p = world.project(["technology"])
+    p = world.project(["regime"])
     conn = Connectivity.from_projection(p)
-    assert conn.num_edges == len(p) ** 2  # one group (coarse + 13 leaves): every ordered pair
+    assert conn.num_edges == len(p) ** 2 and len(p) == 18  # one group (coarse + 17 leaves): every ordered pair
     assert conn.adjacency.all()
 
 

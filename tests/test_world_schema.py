@@ -16,10 +16,11 @@ def test_world_has_the_full_tree(world):
     assert len(world.coarse) >= 139
     assert len(world.fields) == len(leaves) + len(world.coarse)
     # the per-layer leaf counts of the reference tree, plus the fields added where real data had no home
-    # (issue 16: GBP rates; eight commodities; demand, money, industry employment, terrorism, battle deaths)
+    # (issue 16: GBP rates, dividend yield; eight commodities; demand, money, industry employment, trade
+    # openness, terrorism, battle deaths)
     per_layer = Counter(f.layer for f in leaves)
-    assert per_layer["financial"] == 76 + 2 and per_layer["resources"] == 44 + 8 and per_layer["regime"] == 17
-    assert per_layer["country_us"] == per_layer["country_cn"] == per_layer["country_eu"] == 105 + 37
+    assert per_layer["financial"] == 76 + 3 and per_layer["resources"] == 44 + 8 and per_layer["regime"] == 17
+    assert per_layer["country_us"] == per_layer["country_cn"] == per_layer["country_eu"] == 105 + 61
     assert per_layer["firm_AAPL"] == per_layer["firm_MSFT"] == 71
 
 

@@ -92,8 +92,10 @@ def test_cpu_profile_is_the_default(standard):
     assert (hp.model.d_model, hp.model.n_layers, hp.model.n_loops) == (32, 1, 2)
     assert (hp.train.context, hp.train.steps, hp.train.lr, hp.train.batch_size) == (12, 120, 2.0e-3, 16)
     top = standard.hyperparameters("full_integration")
-    assert (top.model.n_layers, top.train.steps, top.train.lr) == (3, 160, 5.0e-4)
-    assert standard.hyperparameters("policy_impact").train.steps == 120  # tier 2 sets lr only
+    assert (top.model.n_layers, top.train.steps, top.train.lr, top.train.batch_size) == (3, 64, 5.0e-4, 8)
+    assert top.evaluation.max_anchors == 80 and hp.evaluation.max_anchors == 120  # a tier may override evaluation
+    policy = standard.hyperparameters("policy_impact").train
+    assert (policy.steps, policy.batch_size) == (100, 8)
     assert standard.trunk_hyperparameters().train.steps == 80
     assert standard.trunk_hyperparameters().model == hp.model
 
