@@ -93,7 +93,7 @@ def test_cpu_profile_is_the_default(standard):
     assert (hp.train.context, hp.train.steps, hp.train.lr, hp.train.batch_size) == (12, 120, 2.0e-3, 16)
     top = standard.hyperparameters("full_integration")
     assert (top.model.n_layers, top.train.steps, top.train.lr, top.train.batch_size) == (3, 64, 5.0e-4, 8)
-    assert top.evaluation.max_anchors == 80 and hp.evaluation.max_anchors == 120  # a tier may override evaluation
+    assert top.evaluation.max_anchors == 64 and hp.evaluation.max_anchors == 120  # a tier may override evaluation
     policy = standard.hyperparameters("policy_impact").train
     assert (policy.steps, policy.batch_size) == (100, 8)
     assert standard.trunk_hyperparameters().train.steps == 80
