@@ -19,6 +19,7 @@ EURO_AREA_PWT = ["Austria", "Belgium", "Finland", "France", "Germany", "Greece",
 EURO_AREA_MV = ["Austria", "Belgium", "Finland", "France", "Germany", "Ireland", "Italy", "Netherlands", "Portugal",
                 "Slovakia", "Slovenia", "Spain"]
 
+
 def us_change(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Quarter-on-quarter percent changes; consumption and income are annualised to match FRED's SAAR."""
     require_columns(raw, where, ["Quarter", "Consumption", "Income", "Savings"])
@@ -28,6 +29,7 @@ def us_change(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         out[col] = 100 * ((1 + out[col] / 100) ** 4 - 1)
     return out
 
+
 def gtd_incidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Attacks per year in China and summed over the euro-area members (today's membership)."""
     require_columns(raw, where, ["country_txt", "iyear", "Freq"])
@@ -35,6 +37,7 @@ def gtd_incidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     euro = raw[raw.country_txt.isin(EURO_AREA_GTD)].groupby("iyear").Freq.sum()
     frame = pd.DataFrame({"china": china, "euro_area": euro}).sort_index()
     return yearly(frame.reset_index(names="year"), where)[["china", "euro_area"]]
+
 
 def pwt(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Penn World Table: US output per hour worked, and euro-area aggregates over the members sampled.
@@ -57,6 +60,7 @@ def pwt(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     }).sort_index()
     return yearly(frame.reset_index(names="year"), where).drop(columns="year", errors="ignore")
 
+
 def mvprod(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Vehicles produced per year: China, the US, and the euro-area producers summed (years with all of them)."""
     require_columns(raw, where, ["country", "year", "value"])
@@ -66,11 +70,13 @@ def mvprod(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     frame = pd.DataFrame({"china": wide["China"], "united_states": wide["United States"], "euro_area": euro})
     return yearly(frame.reset_index(names="year"), where).drop(columns="year", errors="ignore")
 
+
 def china_gdp(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Realised GDP of China in current US dollars (the item's forecast columns are not read)."""
     require_columns(raw, where, ["country", "year", "gdp"])
     china = raw[(raw.country == "China") & raw.gdp.notna()].sort_values("year")
     return yearly(china, where)[["gdp"]]
+
 
 def anes_polarization(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Affective polarisation per ANES wave: mean |Democratic - Republican thermometer| over respondents
@@ -79,6 +85,7 @@ def anes_polarization(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     both = raw.dropna(subset=["therm_dem", "therm_gop"])
     gap = (both.therm_dem - both.therm_gop).abs().groupby(both.year).mean()
     return yearly(gap.rename("affective_gap").to_frame().reset_index(), where)[["affective_gap"]]
+
 
 def breaches(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Breaches reported to HHS per month of submission, and people affected (millions)."""
@@ -95,17 +102,20 @@ def breaches(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     frame = frame.iloc[:-1]
     return dated(frame, where, frame.index)
 
+
 def sea_level(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """CSIRO reconstruction (adjlev) to 2013, NOAA (adjlev_noaa) after; inches converted to millimetres."""
     require_columns(raw, where, ["year", "adjlev", "adjlev_noaa"])
     level = raw.adjlev.fillna(raw.adjlev_noaa) * 25.4
     return yearly(raw.assign(sea_level_mm=level), where)[["sea_level_mm"]]
 
+
 def odgi(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Mid-latitude index, NOAA's current (2012) definition."""
     require_columns(raw, where, ["year", "cat", "odgi_new"])
     mid = raw[raw.cat == "Mid-Lat"]
     return yearly(mid, where)[["odgi_new"]]
+
 
 def min_wage(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """The federal minimum wage in force on the first of each month (set by statute ahead of its date)."""
@@ -116,11 +126,13 @@ def min_wage(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     in_force = frame.wage.reindex(frame.index.union(months)).ffill().reindex(months)
     return dated(pd.DataFrame({"wage": in_force}), where, months)
 
+
 def gdp_presidents(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     require_columns(raw, where, ["Year", "battleDeaths", "fedDebt_pGDP", "fedSurplus_pGDP", "fedReceipts"])
     frame = yearly(raw[raw.Year >= 1790], where, "Year")
     frame["fedDeficit_pGDP"] = -frame.fedSurplus_pGDP
     return frame[["battleDeaths", "fedDebt_pGDP", "fedDeficit_pGDP", "fedReceipts"]]
+
 
 def earnings(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Hourly and weekly earnings, and a derived unit labour cost: hourly earnings / output per hour."""
@@ -129,12 +141,14 @@ def earnings(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     return pd.DataFrame({"hrwage": frame.hrwage, "wkearns": frame.wkearns,
                          "unit_labor_cost": frame.hrwage / frame.outphr}, index=frame.index)
 
+
 def trade(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Derived: the goods and services balance (exports - imports, billions of dollars) and trade over GDP (%)."""
     require_columns(raw, where, ["year", "gdpb", "impo", "expo"])
     frame = yearly(raw, where)
     return pd.DataFrame({"trade_balance": frame.expo - frame.impo,
                          "trade_to_gdp": 100 * (frame.expo + frame.impo) / frame.gdpb}, index=frame.index)
+
 
 def garch_yen(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Daily yen per dollar from the item's dollars per yen (dy); dates are yymmdd in the 1980s."""
@@ -143,12 +157,14 @@ def garch_yen(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     frame = dated(raw[["dy"]], where, dates)
     return pd.DataFrame({"jpy_per_usd": 1 / frame.dy}, index=frame.index)
 
+
 def decimal_month(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """wooldridge/volat dates are year.month written as a decimal (1947.01 = January 1947)."""
     require_columns(raw, where, ["date", "divyld"])
     years = np.floor(raw["date"].to_numpy(dtype=float) + 1e-6).astype(int)
     months = np.rint((raw["date"].to_numpy(dtype=float) - years) * 100).astype(int)
     return dated(raw[["divyld"]], where, [pd.Timestamp(int(y), int(m), 1) for y, m in zip(years, months, strict=True)])
+
 
 def post_activity(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """Per UTC day of the post corpus: how many posts, and the median times they were retweeted."""
@@ -158,6 +174,7 @@ def post_activity(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     grouped = raw.assign(day=day).dropna(subset=["day"]).groupby("day")
     frame = pd.DataFrame({"posts": grouped.size().astype(float), "median_retweets": grouped.retweet_count.median()})
     return dated(frame, where, frame.index)
+
 
 def china_income(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     require_columns(raw, where, ["industry"])
