@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from gwm_assets.sources import rdatasets_derived as derived
 from gwm_assets.sources import tabular
-from gwm_assets.sources.bundled import BundledItem, _item
+from gwm_assets.sources.bundled import BundledItem, _item, _tabular_rows
 from gwm_assets.sources.rdatasets_frames import (
     ItemFormatChanged,
     dated,
@@ -36,11 +36,7 @@ PD = "public domain (US government data); " + GPL
 
 def _rows(dataset: str, frame: pd.DataFrame, columns: dict[str, str]) -> pa.Table:
     """Long ``raw_tabular`` rows: ``columns`` maps a frame column to the series name it is stored under."""
-    days = [ts.date() for ts in frame.index]
-    rows = [{"dataset": dataset, "series": name, "date": d, "value": float(v)}
-            for col, name in columns.items() for d, v in zip(days, frame[col], strict=True)
-            if v == v and np.isfinite(v)]
-    return pa.Table.from_pylist(rows, schema=tabular.ARROW_SCHEMA)
+    return _tabular_rows(dataset, frame.rename(columns=columns), list(columns.values()))
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from gwm_assets.sources.news import EMBED_DIM, Embedder, _to_list_array
 from gwm_assets.warehouse.connection import registered
 
-EMBED_DIM = 384
 CACHE_DDL = f"""CREATE TABLE IF NOT EXISTS embedding_cache (
     text_hash VARCHAR NOT NULL, model VARCHAR NOT NULL, embedding FLOAT[{EMBED_DIM}] NOT NULL,
     PRIMARY KEY (text_hash, model))"""
 
-Embedder = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 
@@ -51,7 +50,7 @@ def embed_cached(conn: duckdb.DuckDBPyConnection, texts: Sequence[str], embedder
             raise ValueError(f"embedder returned shape {vectors.shape}, expected ({len(chunk)}, {EMBED_DIM})")
         rows = pa.table({"text_hash": pa.array([h for h, _ in chunk], pa.string()),
                          "model": pa.array([model] * len(chunk), pa.string()),
-                         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), EMBED_DIM)})
+                         "embedding": _to_list_array(vectors)})
         with registered(conn, "new_embeddings", rows):
             conn.execute("INSERT OR IGNORE INTO embedding_cache SELECT text_hash, model, embedding FROM new_embeddings")
         known.update({h: v for (h, _), v in zip(chunk, vectors, strict=True)})
