@@ -10,7 +10,7 @@ import dagster as dg
 
 from gwm_assets.automation.conditions import follow_sources
 from gwm_assets.canvases.assets import CANVAS_ASSETS
-from gwm_assets.coverage.assets import coverage
+from gwm_assets.coverage.assets import coverage, coverage_plan
 from gwm_assets.fields.assets import fields
 from gwm_assets.forecasts.assets import FORECAST_ASSETS
 from gwm_assets.observations.assets import observations, source_series
@@ -26,7 +26,7 @@ from gwm_assets.sources.checks import SOURCE_CHECKS
 from gwm_assets.training.assets import TRAINING_ASSETS
 from gwm_assets.training.automation import TRAINING_JOBS, TRAINING_SCHEDULES
 
-DATA_ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage, *CANVAS_ASSETS]
+DATA_ASSETS = [fields, *SOURCE_ASSETS, source_series, observations, coverage, coverage_plan, *CANVAS_ASSETS]
 ASSETS = [*DATA_ASSETS, *TRAINING_ASSETS, *FORECAST_ASSETS]
 CHECKS = [*SOURCE_CHECKS, *OBSERVATION_CHECKS]
 JOBS = [*SOURCE_JOBS, *TRAINING_JOBS]

@@ -65,7 +65,7 @@ def test_refresh_job_runs_source_checks_and_everything_downstream_but_training(s
     assets = set(job.asset_layer.selected_asset_keys)
     checks = set(job.asset_layer.asset_graph.asset_check_keys)
     raw = dg.AssetKey(f"raw_{source}")
-    assert {raw, OBS, dg.AssetKey("coverage"), *CANVAS_KEYS} == assets
+    assert {raw, OBS, dg.AssetKey("coverage"), dg.AssetKey("coverage_plan"), *CANVAS_KEYS} == assets
     assert not assets & (TRAIN_KEYS | {FORECASTS})
     # every check of the raw table (freshness included) and of observations, blocking ones too
     assert checks == set(GRAPH.get(raw).check_keys) | set(GRAPH.get(OBS).check_keys)
@@ -327,7 +327,7 @@ def requested(result) -> set[str]:
 def test_only_the_non_training_followers_carry_conditions():
     conditioned = {user(k) for k in GRAPH.materializable_asset_keys | GRAPH.asset_check_keys
                    if GRAPH.get(k).automation_condition is not None}
-    assert {"source_series", "observations", "coverage", *map(user, CANVAS_KEYS)} <= conditioned
+    assert {"source_series", "observations", "coverage", "coverage_plan", *map(user, CANVAS_KEYS)} <= conditioned
     assert not conditioned & {"fields", "bundled_history", "raw_fred", "raw_yahoo", "raw_pmi", "raw_earnings",
                               "raw_news", "raw_tabular", "forecasts", *map(user, TRAIN_KEYS)}
     assert not any(c.endswith(":freshness") for c in conditioned)
@@ -361,11 +361,11 @@ def test_a_source_materialized_by_hand_is_followed_by_checks_then_canvases_never
                                                                     passed=True))
         result = dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=result.cursor)
         second = requested(result)
-        followers = {"coverage", *map(user, CANVAS_KEYS)}
+        followers = {"coverage", "coverage_plan", *map(user, CANVAS_KEYS)}
         assert second | (first & followers) == followers and not second & first
 
         # and once they ran, nothing more (no loop)
-        for key in CANVAS_KEYS | {dg.AssetKey("coverage")}:
+        for key in CANVAS_KEYS | {dg.AssetKey("coverage"), dg.AssetKey("coverage_plan")}:
             inst.report_runless_asset_event(dg.AssetMaterialization(key))
         result = dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=result.cursor)
         assert result.total_requested == 0
@@ -405,7 +405,7 @@ def test_canvases_wait_while_a_blocking_observations_check_fails():
             inst.report_runless_asset_event(dg.AssetCheckEvaluation(
                 asset_key=OBS, check_name=check.name, passed=check != blocking[0]))
         result = dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=result.cursor)
-        assert not requested(result) & {"coverage", *map(user, CANVAS_KEYS)}
+        assert not requested(result) & {"coverage", "coverage_plan", *map(user, CANVAS_KEYS)}
 
 
 def test_a_run_that_planned_the_followers_is_not_followed_again():

@@ -1,4 +1,4 @@
-"""Coverage views, the heatmap attached to the `coverage` materialization, and `gwm coverage`."""
+"""Coverage views, the heatmap attached to the `coverage` materialization, `gwm coverage`, and `coverage_plan`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from gwm_assets.coverage.plan import FILLABLE, PlanRuleError, Rule, load_rules, plan_rows
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.ops import cli
 from gwm_assets.resources.sources import SourceSettings
@@ -39,7 +40,8 @@ def covered(tmp_path_factory):
                                             tabular_dir=str(folder))}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize(ASSETS, resources=resources, instance=instance,
-                                selection=["fields", "source_series", "raw_tabular", "observations", "coverage"])
+                                selection=["fields", "source_series", "raw_tabular", "observations", "coverage",
+                                           "coverage_plan"])
     assert result.success
     return warehouse, result
 
@@ -95,3 +97,52 @@ def test_gwm_coverage_prints_layers_and_fields(covered, capsys):
     out = capsys.readouterr().out
     assert "financial.yield_curves.two_year" in out and "2 with data" in out
     assert cli.main(["coverage", "nothing.here", "--warehouse", str(warehouse)]) == 2
+
+
+def plan(warehouse, field):
+    (row,) = rows(warehouse, "SELECT fillable, planned_sources, offline_sources, live_sources, live_needs, why, n_obs "
+                             f"FROM coverage_plan WHERE field_path = '{field}'")
+    return dict(zip(("fillable", "planned", "offline", "live", "needs", "why", "n_obs"), row, strict=True))
+
+
+def test_coverage_plan_has_one_row_per_leaf_and_says_why(covered, world):
+    warehouse, result = covered
+    counts = dict(rows(warehouse, "SELECT fillable, count(*) FROM coverage_plan GROUP BY fillable"))
+    assert set(counts) <= set(FILLABLE) and sum(counts.values()) == len(world.leaves)
+    assert rows(warehouse, "SELECT count(*) FROM coverage_plan WHERE why IS NULL OR why = ''") == [(0,)]
+    # your own file fills it offline; the catalog's FRED series would refresh it with a key
+    ten = plan(warehouse, "financial.yield_curves.ten_year")
+    assert ten["fillable"] == "offline" and ten["offline"] == ["tabular:rates:ten_year"]
+    assert "fred:DGS10" in ten["live"] and ten["needs"] == ["FRED_API_KEY"] and ten["n_obs"] == 30
+    # only live sources: FRED (key) and Yahoo (GWM_LIVE=1)
+    krw = plan(warehouse, "financial.fx.usdkrw")
+    assert krw["fillable"] == "live" and krw["live"] == ["fred:DEXKOUS", "yahoo:KRW=X"]
+    assert krw["needs"] == ["FRED_API_KEY", "GWM_LIVE=1"] and krw["n_obs"] == 0
+    # latent by design, with the reason
+    mind = plan(warehouse, "person_fed_chair.cognitive.risk_appetite")
+    assert mind["fillable"] == "unobservable" and "cognitive state" in mind["why"] and mind["planned"] == []
+    assert plan(warehouse, "forecasts.macro.recession_prob_3m")["fillable"] == "unobservable"
+    # mapped to an embedded-default item that this warehouse never loaded: not claimed as offline
+    pc = plan(warehouse, "technology.household_computer_access")
+    assert pc["fillable"] == "unplanned" and "no rows loaded" in pc["why"] and pc["planned"]
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("coverage_plan"))
+    metadata = event.materialization.metadata
+    assert sum(metadata[f"fields_{k}"].value for k in FILLABLE) == len(world.leaves)
+    assert "| financial |" in metadata["per_layer"].value
+
+
+def test_plan_rules_lose_to_data_and_bad_rules_are_named(world, tmp_path):
+    spec = world.field("person_fed_chair.cognitive.risk_appetite")
+    rules = [Rule(why="never published", paths=("person_*.cognitive.*",))]
+    planned = [("tabular", "mine:risk", spec.path)]
+    by_path = {r["field_path"]: r for r in plan_rows(world, planned, {("tabular", "mine:risk")},
+                                                    {spec.path: (5, None)}, rules)}
+    assert by_path[spec.path]["fillable"] == "offline"
+    assert by_path["person_fed_chair.cognitive.time_horizon"]["fillable"] == "unobservable"
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("rules:\n  - {why: everything}\n")
+    with pytest.raises(PlanRuleError, match="rule 1: matches every field"):
+        load_rules(bad)
+    bad.write_text("rules:\n  - {why: x, unit: furlongs}\n")
+    with pytest.raises(PlanRuleError, match="unknown unit 'furlongs'"):
+        load_rules(bad, units=set(world.units))

@@ -8,26 +8,27 @@ from gwm_model.schema import SchemaError
 
 # node -> (include, entities, fields, positions). The reference tree's counts, plus what we added for real
 # data: one field per stock index (instead of a shared slot), six more Treasury tenors, Aaa/Baa yields,
-# Brent, and five Fama-French factors (financial +18 fields / +15 positions, resources +1 / +1).
+# Brent, and five Fama-French factors (financial +18 fields / +15 positions, resources +1 / +1); later the
+# fields issue 16 added for real data (see tests/test_world_schema.py).
 STANDARD_NODES = {
-    "basic_finance": (["financial"], None, 89, 167),
-    "basic_economics": (["country_us.macro", "country_cn.macro", "country_eu.macro"], None, 366, 534),
+    "basic_finance": (["financial"], None, 110, 188),
+    "basic_economics": (["country_us.macro", "country_cn.macro", "country_eu.macro"], None, 393, 561),
     "basic_politics": (["country_us.politics", "country_cn.politics", "country_eu.politics",
                         "events.social_signal"], None, 121, 293),
     "basic_resources": (["resources"], None, 58, 99),
     "basic_technology": (["technology"], None, 35, 51),
     "basic_narratives": (["narratives", "events"], None, 53, 203),
     "econ_drives_finance": (["financial", "country_us.macro", "regime", "forecasts.macro",
-                             "forecasts.financial"], None, 245, 554),
+                             "forecasts.financial"], None, 275, 584),
     "geopolitics_commodities": (["resources", "country_us.politics", "country_cn.politics", "events",
                                  "regime"], None, 169, 559),
     "narratives_drive_markets": (["narratives", "financial.equities", "financial.credit", "events", "regime"],
-                                 None, 106, 427),
+                                 None, 115, 436),
     "corporate_strategy": (["financial.equities", "country_us.macro", "regime", "forecasts.business"],
-                           ["firm_AAPL", "firm_NVDA", "firm_MSFT"], 403, 928),
+                           ["firm_AAPL", "firm_NVDA", "firm_MSFT"], 421, 946),
     "policy_impact": (["country_us", "country_cn.macro", "country_eu.macro", "financial", "interventions",
-                       "regime", "forecasts"], {"country_jp": "Country", "country_uk": "Country"}, 962, 1901),
-    "full_integration": (["*"], None, 1351, 2859),
+                       "regime", "forecasts"], {"country_jp": "Country", "country_uk": "Country"}, 1028, 1967),
+    "full_integration": (["*"], None, 1402, 2910),
 }
 
 

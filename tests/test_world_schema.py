@@ -17,10 +17,13 @@ def test_world_has_the_full_tree(world):
     assert len(world.fields) == len(leaves) + len(world.coarse)
     # the per-layer leaf counts of the reference tree, plus the fields added where real data had no home
     # (issue 16: GBP rates, dividend yield; eight commodities; demand, money, industry employment, trade
-    # openness, terrorism, battle deaths)
+    # openness, terrorism, battle deaths; for the live catalog: FX majors, broad dollar, SOFR, effective
+    # funds rate, financial conditions and stress, sector ETFs; per country policy, broad-money and short
+    # rates, exports and imports, business surveys; per sector its ETF price)
     per_layer = Counter(f.layer for f in leaves)
-    assert per_layer["financial"] == 76 + 3 and per_layer["resources"] == 44 + 8 and per_layer["regime"] == 17
-    assert per_layer["country_us"] == per_layer["country_cn"] == per_layer["country_eu"] == 105 + 61
+    assert per_layer["financial"] == 76 + 3 + 20 and per_layer["resources"] == 44 + 8 and per_layer["regime"] == 17
+    assert per_layer["country_us"] == per_layer["country_cn"] == per_layer["country_eu"] == 105 + 61 + 8
+    assert per_layer["sector_tech"] == per_layer["sector_energy"] == per_layer["sector_financials"] == 21
     assert per_layer["firm_AAPL"] == per_layer["firm_MSFT"] == 71
 
 

@@ -1,4 +1,4 @@
-"""The ``coverage`` asset: the coverage views in the warehouse and a heatmap the Dagster UI shows."""
+"""The ``coverage`` assets: the coverage views and heatmap, and the ``coverage_plan`` table."""
 
 import base64
 
@@ -6,9 +6,11 @@ import dagster as dg
 
 from gwm_assets.automation.conditions import FOLLOW_CHECKED
 from gwm_assets.coverage.heatmap import render_heatmap_png
+from gwm_assets.coverage.plan import LAYER_SUMMARY, write_coverage_plan
 from gwm_assets.observations.assets import observations
 from gwm_assets.resources.paths import warehouse_path
 from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.coverage_views import create_coverage_views
@@ -42,4 +44,25 @@ def coverage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         "heatmap_path": dg.MetadataValue.path(str(image_path)),
         "layer_coverage": dg.MetadataValue.md("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
                                               + table),
+    })
+
+
+@dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
+          automation_condition=FOLLOW_CHECKED,
+          description="Table `coverage_plan`: per leaf field its layer, planned sources (catalog and your tabular "
+                      "files), which of them have offline rows now, what a live refresh needs (FRED_API_KEY, "
+                      "GWM_LIVE=1), and whether it is fillable offline, live only, unobservable by nature (why) "
+                      "or not planned yet (why).")
+def coverage_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  world: WorldSchemaResource) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        with transaction(conn):
+            counts = write_coverage_plan(conn, world.load())
+        layers = conn.execute(LAYER_SUMMARY).fetchall()
+        columns = [d[0] for d in conn.description]
+    context.log.info("coverage_plan: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " leaf fields")
+    table = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in layers)
+    return dg.MaterializeResult(metadata={
+        **{f"fields_{k}": v for k, v in counts.items()},
+        "per_layer": dg.MetadataValue.md("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n" + table),
     })

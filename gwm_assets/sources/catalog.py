@@ -55,6 +55,28 @@ def _entries(path: Path) -> list[tuple[int, dict]]:
     return [(item.start_mark.line + 1, raw) for item, raw in zip(items.value, series, strict=True)]
 
 
+def unit_mismatch(source: str, transform: str, frequency: str, unit: str) -> tuple[str, str] | None:
+    """Why a series cannot fill a field of ``unit`` (problem, fix), or None when the units agree.
+
+    A growth transform makes values in its own unit, so the field must carry that unit (on annual data a
+    year-on-year change is also the annualised one); latent fields are never observed; embeddings come
+    only from the text path; a categorical regime takes a level (a 0/1 flag), never a transform of it.
+    """
+    kind = transform.split(":", 1)[0]
+    if unit == "latent":
+        return ("the field is latent by design (a model-internal quantity with no observation)",
+                "map the series to an observable field")
+    if unit == "embedding" and source != "news":
+        return "embedding fields are filled by the text path only", "map a news feed or corpus to it"
+    if unit == "category" and kind != "level":
+        return f"a categorical field takes the level of a flag, not '{transform}'", "use transform: level"
+    if kind in ("pct_yoy", "pct_change", "pct_annualized") and unit != kind:
+        if not (frequency == "annual" and {kind, unit} == {"pct_yoy", "pct_annualized"}):
+            return (f"transform '{kind}' makes {kind} values but the field's unit is '{unit}'",
+                    f"use a transform that yields {unit}, or map to a field measured in {kind}")
+    return None
+
+
 def parse_entry(raw: dict, where: str, schema: WorldSchema) -> SeriesMapping:
     def fail(problem: str, fix: str) -> CatalogError:
         return CatalogError(f"{where}: {problem}. Fix: {fix}")
@@ -81,6 +103,8 @@ def parse_entry(raw: dict, where: str, schema: WorldSchema) -> SeriesMapping:
                    "use level, scale:<k>, pct_yoy, pct_change, pct_annualized, diff or log_return")
     if raw["frequency"] not in PERIODS:
         raise fail(f"unknown frequency '{raw['frequency']}'", f"use one of {', '.join(PERIODS)}")
+    if (problem := unit_mismatch(raw["source"], transform, raw["frequency"], schema.field(field).unit)) is not None:
+        raise fail(f"{raw['source']} series '{raw['key']}' -> '{field}': {problem[0]}", problem[1])
     lag = raw.get("release_lag_days", 0)
     if not isinstance(lag, int) or lag < 0:
         raise fail(f"release_lag_days must be a whole number of days >= 0, got {lag!r}", "e.g. release_lag_days: 35")

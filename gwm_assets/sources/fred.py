@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import urllib.error
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -31,6 +32,7 @@ ARROW_SCHEMA = pa.schema([("series_id", pa.string()), ("date", pa.date32()), ("r
                           ("realtime_end", pa.date32()), ("value", pa.float64())])
 ALL_VINTAGES = ("1776-07-04", "9999-12-31")  # FRED's earliest and latest realtime bounds
 MISSING = "."  # FRED's marker for "no value on this date"
+REQUESTS_PER_MINUTE = 110  # FRED allows 120 requests per minute per key; a catalog of 250 series needs pacing
 
 
 def _day(text: str | None) -> date | None:
@@ -42,7 +44,12 @@ def _day(text: str | None) -> date | None:
 class FredClient:
     """Fetches observations and vintages of FRED series with a ``fredapi.Fred`` (injectable)."""
 
-    def __init__(self, api_key: str | None = None, fred=None, root_url: str | None = None):
+    def __init__(self, api_key: str | None = None, fred=None, root_url: str | None = None,
+                 requests_per_minute: float | None = None):
+        # pacing applies to the real API by default; an injected client (a test's fake) is not paced unless asked
+        rate = requests_per_minute if requests_per_minute is not None else (REQUESTS_PER_MINUTE if fred is None else 0)
+        self.min_interval_s = 60.0 / rate if rate else 0.0
+        self._last_request = float("-inf")
         if fred is None:
             api_key = api_key or os.environ.get("FRED_API_KEY")
             if not api_key:
@@ -61,6 +68,10 @@ class FredClient:
                f"&realtime_start={ALL_VINTAGES[0]}&realtime_end={ALL_VINTAGES[1]}")
         if observation_start is not None:
             url += f"&observation_start={observation_start.isoformat()}"
+        wait = self._last_request + self.min_interval_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_request = time.monotonic()
         try:
             return self.fred._Fred__fetch_data(url)  # fredapi's own fetch: urllib + XML, API errors -> ValueError
         except ValueError as exc:

@@ -57,3 +57,16 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("FRED_API_KEY", raising=False)
     with pytest.raises(SourceError, match="FRED_API_KEY is not set. Fix: get a free key"):
         FredClient()
+
+
+def test_requests_are_paced_under_the_api_limit(monkeypatch):
+    FakeFred({s: GDP for s in ("A", "B", "C")}).install(monkeypatch)
+    waits = []
+    monkeypatch.setattr("gwm_assets.sources.fred.time.sleep", waits.append)
+    client = FredClient(api_key="k")  # the real API: paced at 110 requests a minute by default
+    assert client.min_interval_s == pytest.approx(60 / 110)
+    client.fetch(["A", "B", "C"])
+    assert len(waits) == 2 and all(0 < w <= 60 / 110 for w in waits)  # the first request does not wait
+    waits.clear()
+    FredClient(api_key="k", requests_per_minute=0).fetch(["A", "B"])
+    assert waits == []
