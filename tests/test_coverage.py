@@ -146,3 +146,22 @@ def test_plan_rules_lose_to_data_and_bad_rules_are_named(world, tmp_path):
     bad.write_text("rules:\n  - {why: x, unit: furlongs}\n")
     with pytest.raises(PlanRuleError, match="unknown unit 'furlongs'"):
         load_rules(bad, units=set(world.units))
+
+
+def test_readme_plan_counts_match_the_catalog_and_rules(world):
+    from pathlib import Path
+
+    from gwm_assets.sources.catalog import load_catalog
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (line,) = [r for r in readme.splitlines() if r.startswith("| **all ") and "leaf fields**" in r]
+    cells = [c.strip().strip("*").replace(",", "") for c in line.strip("|").split("|")]
+    assert int(cells[0].split()[1]) == len(world.leaves)
+    planned = [(m.source, m.key, m.field) for m in load_catalog(world)]
+    # what does not depend on which embedded items loaded: the unobservable fields, and the fields that only a
+    # live source could fill once every embedded item has rows
+    shipped = {(s, k) for s, k, _ in planned if s == "tabular" or k.startswith("corpus:")}
+    rows = plan_rows(world, planned, shipped, {}, load_rules(units=set(world.units)))
+    counts = {k: sum(r["fillable"] == k for r in rows) for k in FILLABLE}
+    assert counts["unobservable"] == int(cells[4])
+    assert counts["offline"] + counts["live"] + counts["unplanned"] + counts["unobservable"] == len(world.leaves)

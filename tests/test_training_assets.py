@@ -243,3 +243,31 @@ def test_a_corrupted_parent_checkpoint_fails_the_child_before_training(trained):
     assert manifest.stat().st_mtime_ns == stamp  # nothing was written
     with pytest.raises(CheckpointError, match="do not match the sha256"):
         load_node_weights(weights.parent, "basic_resources")
+
+
+def test_integration_gain_compares_full_integration_with_each_specialist_on_shared_groups():
+    from gwm_assets.training.checkpoint_table import CHECKPOINT_COLUMNS, INTEGRATION_GAIN, SCORE_COLUMNS, _ensure
+
+    with duckdb.connect() as conn:
+        _ensure(conn, "checkpoints", CHECKPOINT_COLUMNS)
+        _ensure(conn, "forecast_scores", SCORE_COLUMNS, key="node, field_group, horizon, forecaster")
+        conn.executemany("INSERT INTO checkpoints (node, tier) VALUES (?, ?)",
+                         [("basic_finance", 0), ("econ_drives_finance", 1), ("full_integration", 3)])
+        rows = [("basic_finance", "financial.credit", "all", "model", 400, 0.10),
+                ("basic_finance", "financial.equities", "all", "model", 400, 0.02),
+                ("basic_finance", "financial.fx", "all", "model", 50, 0.30),        # too few cells: not compared
+                ("basic_finance", "financial.credit", "1", "model", 400, 0.50),     # one horizon: not the headline
+                ("econ_drives_finance", "financial.credit", "all", "model", 400, 0.9),  # not a specialist
+                ("full_integration", "financial.credit", "all", "model", 900, 0.15),
+                ("full_integration", "financial.equities", "all", "model", 900, -0.01),
+                ("full_integration", "financial.fx", "all", "model", 900, 0.0),
+                ("full_integration", "financial.credit", "all", "ar", 900, 0.4)]    # a baseline: not the model
+        conn.executemany("INSERT INTO forecast_scores (node, field_group, horizon, forecaster, n_cells, skill) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute(INTEGRATION_GAIN)
+        got = conn.execute("SELECT tier0_node, shared_groups, median_gain, worst_gain, groups_improved, "
+                           "field_groups FROM integration_gain").fetchall()
+    assert len(got) == 1
+    node, shared, median, worst, improved, groups = got[0]
+    assert (node, shared, improved, groups) == ("basic_finance", 2, 1, ["financial.credit", "financial.equities"])
+    assert median == pytest.approx((0.05 - 0.03) / 2) and worst == pytest.approx(-0.03)

@@ -7,6 +7,11 @@ index for SQL: ``gwm sql "select node, steps, median_group_skill, groups_worse_t
 ``persistence``, ``climatology``, ``naive``, ``ar``, ``dfm``) of the test-period evaluation: cells, MSE,
 MAE, skill against the naive forecast with its Diebold-Mariano test, and skill against persistence.
 A warehouse written by an older version gains the new columns (``ALTER TABLE``); no row is lost.
+
+View ``integration_gain``: for each tier-0 specialist, ``full_integration``'s test skill minus the
+specialist's on the field groups both scored (>= 100 cells each, pooled horizon): the reason the DAG
+exists, per node. The two are scored on their own canvases' test windows, so the cells of a group are
+the same fields over the same test period but may differ where the canvases' spans differ.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ CHECKPOINT_COLUMNS = {
     "node": "VARCHAR PRIMARY KEY", "tier": "INTEGER", "parents": "VARCHAR[]", "profile": "VARCHAR",
     "trained": "BOOLEAN", "steps": "INTEGER", "val_loss": "DOUBLE", "val_skill": "DOUBLE", "test_skill": "DOUBLE",
     "dm_pvalue": "DOUBLE", "median_group_skill": "DOUBLE", "groups_scored": "INTEGER",
-    "groups_worse_than_naive": "INTEGER", "groups_beating_ar": "INTEGER", "score_note": "VARCHAR",
+    "groups_worse_than_naive": "INTEGER", "groups_beating_ar": "INTEGER", "forecastable_groups": "VARCHAR[]",
+    "forecastable_group_skill": "DOUBLE", "forecastable_classical_skill": "DOUBLE", "score_note": "VARCHAR",
     "merge_method": "VARCHAR", "worst_surviving_share": "DOUBLE", "worst_ensemble_gap": "DOUBLE",
     "max_barrier": "DOUBLE", "worst_child_minus_parent": "DOUBLE", "trainable_fraction": "DOUBLE",
     "parameters": "BIGINT", "n_model_fields": "INTEGER", "weights_sha256": "VARCHAR", "inputs_fingerprint": "VARCHAR",
@@ -33,6 +39,23 @@ SCORE_COLUMNS = {
     "forecaster": "VARCHAR NOT NULL", "n_cells": "INTEGER", "mse": "DOUBLE", "mae": "DOUBLE", "skill": "DOUBLE",
     "skill_persistence": "DOUBLE", "dm_stat": "DOUBLE", "dm_pvalue": "DOUBLE", "data_version": "VARCHAR",
     "code_version": "VARCHAR", "weights_sha256": "VARCHAR"}
+
+
+INTEGRATION_GAIN = """
+CREATE OR REPLACE VIEW integration_gain AS
+WITH scored AS (
+    SELECT node, field_group, skill FROM forecast_scores
+    WHERE forecaster = 'model' AND horizon = 'all' AND field_group <> 'all' AND n_cells >= 100
+      AND isfinite(skill))
+SELECT s.node AS tier0_node, count(*) AS shared_groups, median(f.skill - s.skill) AS median_gain,
+       min(f.skill - s.skill) AS worst_gain, count(*) FILTER (f.skill > s.skill) AS groups_improved,
+       median(s.skill) AS node_skill, median(f.skill) AS full_integration_skill,
+       list(s.field_group ORDER BY s.field_group) AS field_groups
+FROM scored s
+JOIN scored f ON f.node = 'full_integration' AND f.field_group = s.field_group
+JOIN checkpoints c ON c.node = s.node AND c.tier = 0
+GROUP BY s.node
+"""
 
 
 def _ensure(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], key: str = "") -> None:
@@ -60,7 +83,11 @@ def checkpoint_row(manifest: dict[str, Any], path: Path, now: dt.datetime) -> di
         "dm_pvalue": metrics.get("dm_pvalue"), "median_group_skill": metrics.get("median_group_skill"),
         "groups_scored": metrics.get("groups_scored"),
         "groups_worse_than_naive": metrics.get("groups_worse_than_naive"),
-        "groups_beating_ar": metrics.get("groups_beating_ar"), "score_note": metrics.get("score_note"),
+        "groups_beating_ar": metrics.get("groups_beating_ar"),
+        "forecastable_groups": metrics.get("forecastable_groups"),
+        "forecastable_group_skill": metrics.get("forecastable_group_skill"),
+        "forecastable_classical_skill": metrics.get("forecastable_classical_skill"),
+        "score_note": metrics.get("score_note"),
         "merge_method": merge.get("report", {}).get("method"),
         "worst_surviving_share": quality.get("worst_surviving_share"),
         "worst_ensemble_gap": quality.get("worst_ensemble_gap"), "max_barrier": quality.get("max_barrier"),
@@ -103,6 +130,7 @@ def record_checkpoint(conn: duckdb.DuckDBPyConnection, manifest: dict[str, Any],
     scores = score_rows(manifest)
     conn.execute("BEGIN TRANSACTION")
     try:
+        conn.execute(INTEGRATION_GAIN)
         conn.execute("DELETE FROM checkpoints WHERE node = ?", [row["node"]])
         conn.execute(f"INSERT INTO checkpoints ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))

@@ -197,6 +197,9 @@ def evaluate_node(node: str, fitted: FittedModel, canvas: Canvas, fields_of, hyp
                "groups_scored": summary.get("groups_scored"),
                "groups_worse_than_naive": summary.get("groups_worse_than_naive"),
                "groups_beating_ar": summary.get("groups_beating_ar"),
+               "forecastable_groups": summary.get("forecastable_groups"),
+               "forecastable_group_skill": summary.get("forecastable_group_skill"),
+               "forecastable_classical_skill": summary.get("forecastable_classical_skill"),
                "score_note": summary.get("reason") or (None if evaluation else "not evaluated: no data on the canvas")}
     return NodeScores(evaluation, metrics, after)
 

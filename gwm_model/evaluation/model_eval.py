@@ -28,6 +28,7 @@ import torch
 
 from gwm_model.canvas.normalise import MIN_NORM_CELLS
 from gwm_model.evaluation.baselines import baseline_forecasts
+from gwm_model.evaluation.forecastable import CLASSICAL, forecastable_groups, forecastable_summary
 from gwm_model.evaluation.gate import apply_gate, fit_gate
 from gwm_model.evaluation.headline import MIN_GROUP_CELLS, group_headline
 from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
@@ -190,6 +191,12 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     imputation = _imputation(objective, batches, anchors, truth, present, outputs, imputation_fields,
                              max_imputation_fields, samples, sample_steps)
     summary = _summary(table, imputation)
+    if validation_anchors is not None and len(validation_anchors):
+        found = forecastable_groups(canvas, _subsample(np.asarray(validation_anchors, dtype=np.int64), max_anchors),
+                                    batches.context, batches.horizon, train_end_step, outputs, groups,
+                                    use_climatology, classical=[b for b in baselines if b in CLASSICAL],
+                                    dfm_options=dfm_options)
+        summary.update(forecastable_summary(table, found))
     if not scored.any():
         summary["reason"] = ("no scored cells: no output field with enough training history has a hidden cell in "
                              f"the {anchors.size} test windows" + (f" ({len(excluded)} field(s) excluded)"

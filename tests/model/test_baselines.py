@@ -371,3 +371,32 @@ def test_the_gate_keeps_a_useful_correction_and_drops_noise():
     missing = naive.copy()
     missing[0, 0, 1] = np.nan  # no naive value: the model's forecast stands
     assert apply_gate(model, missing, np.zeros(3))[0, 0, 1] == model[0, 0, 1]
+
+
+# forecastable groups: where a classical model beats naive on validation -------------------------------
+
+def test_forecastable_groups_come_from_validation_and_score_the_model_on_test(ar_canvas):
+    from gwm_model.evaluation.forecastable import forecastable_groups, forecastable_summary
+
+    outputs = np.ones(len(ar_canvas.paths), dtype=bool)
+    groups = ["ar1", "walk", "quarterly"]
+    persistence = np.zeros(len(ar_canvas.paths), dtype=bool)
+    found = forecastable_groups(ar_canvas, np.arange(120, 236), 3, 6, 239, outputs, groups, persistence,
+                                classical=("ar",), min_cells=100)
+    # the two mean-reverting AR(1) fields are forecastable (AR, fitted before the validation windows, beats naive
+    # there); the random walk is not (fitted on the whole training period instead, AR "beat" it with skill 0.22)
+    assert set(found) == {"ar1", "quarterly"} and found["ar1"]["forecaster"] == "ar"
+    assert found["ar1"]["val_skill"] > 0.2 and found["ar1"]["dm_pvalue"] < 0.05 and found["ar1"]["n_cells"] >= 100
+    assert forecastable_groups(ar_canvas, np.arange(120, 236), 3, 6, 239, outputs, groups, persistence,
+                               classical=()) == {}
+    # the summary reads the test table: model and AR skill on the forecastable groups only
+    test = pd.DataFrame([
+        {"model": "model", "group": "ar1", "horizon": "all", "n_common": 500, "skill": 0.31},
+        {"model": "ar", "group": "ar1", "horizon": "all", "n_common": 500, "skill": 0.33},
+        {"model": "model", "group": "walk", "horizon": "all", "n_common": 500, "skill": -0.4},
+        {"model": "model", "group": "ar1", "horizon": 1, "n_common": 90, "skill": 0.9}])
+    summary = forecastable_summary(test, found)
+    assert summary["forecastable_groups"] == ["ar1"]
+    assert summary["forecastable_group_skill"] == pytest.approx(0.31)
+    assert summary["forecastable_classical_skill"] == pytest.approx(0.33)
+    assert forecastable_summary(test, {})["forecastable_group_skill"] is None
