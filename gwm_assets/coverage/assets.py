@@ -16,6 +16,11 @@ from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.coverage_views import create_coverage_views
 
 
+def markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+                      *("| " + " | ".join(str(v) for v in row) + " |" for row in rows)])
+
+
 @dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
           automation_condition=FOLLOW_CHECKED,
           description="Views `field_coverage` (per field: layer, sources, n_obs, first/last date, declared vs "
@@ -34,7 +39,6 @@ def coverage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
     image_path = warehouse_path().parent / "coverage" / "coverage.png"
     image_path.parent.mkdir(parents=True, exist_ok=True)
     image_path.write_bytes(png)
-    table = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in layers)
     context.log.info(f"coverage: {with_data} of {leaves} leaf fields have data ({stale} stale) in "
                      f"{sum(1 for r in layers if r[1] > 0)} of {len(layers)} layers; heatmap at {image_path}")
     return dg.MaterializeResult(metadata={
@@ -42,8 +46,7 @@ def coverage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         "layers_with_data": sum(1 for r in layers if r[1] > 0), "layers": len(layers),
         "heatmap": dg.MetadataValue.md(f"![coverage heatmap](data:image/png;base64,{base64.b64encode(png).decode()})"),
         "heatmap_path": dg.MetadataValue.path(str(image_path)),
-        "layer_coverage": dg.MetadataValue.md("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-                                              + table),
+        "layer_coverage": dg.MetadataValue.md(markdown_table(columns, layers)),
     })
 
 
@@ -61,8 +64,5 @@ def coverage_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         layers = conn.execute(LAYER_SUMMARY).fetchall()
         columns = [d[0] for d in conn.description]
     context.log.info("coverage_plan: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " leaf fields")
-    table = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in layers)
-    return dg.MaterializeResult(metadata={
-        **{f"fields_{k}": v for k, v in counts.items()},
-        "per_layer": dg.MetadataValue.md("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n" + table),
-    })
+    return dg.MaterializeResult(metadata={**{f"fields_{k}": v for k, v in counts.items()},
+                                          "per_layer": dg.MetadataValue.md(markdown_table(columns, layers))})

@@ -1,0 +1,154 @@
+"""Forecast skill of every curriculum node, and its spread over seeds and over the train/test split.
+
+Input: the warehouse `make run` leaves in ``warehouse/`` (copied to a temporary directory: nothing of
+the project's own state changes). Each *variant* is the standard curriculum with one change, written
+to a temporary curriculum file (``GWM_CURRICULUM``): the training seed (0, 1, 2) or ``train_fraction``
+moved by the share of the axis that makes about three years (``train_end`` three years earlier and
+later; the canvases are rebuilt for it). Each variant materializes every ``canvas/<node>`` and
+``train/<node>`` (``force: true``) with ``dagster asset materialize`` and reads back ``checkpoints``
+and ``forecast_scores``.
+
+Reported per node and variant: ``median_group_skill`` (median over field groups with >= 100 scored
+cells of the model's skill against naive, pooled horizon), groups scored / significantly worse than
+naive / beating AR, ``forecastable_group_skill`` and the classical model's on the same groups, the
+canvas's ``train_end``; then per node the median, min and max over variants. Ablation rows from the
+same runs and cells: ``no_gate`` (the network's forecast before the do-no-harm gate, forecaster
+``model_raw``). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated names), for example
+``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
+Results land under ``results.skill`` of ``bench/results/bench.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from gwm_assets.resources.paths import PACKAGE_ROOT, curriculum_path, warehouse_path
+
+YEARS_MOVED = 3
+PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
+SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
+          "forecastable_group_skill", "forecastable_classical_skill")
+
+
+def variants(axis_years: float) -> dict[str, dict[str, float]]:
+    """Name -> the change: ``seed`` and/or ``train_fraction_shift`` (three years of an ``axis_years`` axis)."""
+    shift = round(YEARS_MOVED / axis_years, 3)
+    return {"seed0": {"seed": 0}, "seed1": {"seed": 1}, "seed2": {"seed": 2},
+            f"train_end-{YEARS_MOVED}y": {"seed": 0, "train_fraction_shift": -shift},
+            f"train_end+{YEARS_MOVED}y": {"seed": 0, "train_fraction_shift": shift}}
+
+
+def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Path) -> Path:
+    doc = copy.deepcopy(base)
+    doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + change.get("train_fraction_shift", 0.0), 4)
+    train = doc["profiles"][profile].setdefault("train", {})
+    train["seed"] = int(change.get("seed", 0))
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+def _materialize(home: Path, warehouse: Path, curriculum: Path, nodes: list[str]) -> float:
+    config = {"resources": {"training": {"config": {"force": True,
+                                                     "checkpoints_path": str(warehouse.parent / "checkpoints")}}}}
+    (home / "run.yaml").write_text(json.dumps(config))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "GWM_WAREHOUSE": str(warehouse), "GWM_CURRICULUM": str(curriculum)}
+    selection = ",".join([*(f"canvas/{n}" for n in nodes), "train/trunk", *(f"train/{n}" for n in nodes)])
+    started = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+                           "gwm_assets.definitions", "--select", selection, "-c", str(home / "run.yaml")],
+                          env=env, cwd=PACKAGE_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench skill: the run failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        heads = conn.execute(f"""SELECT c.node, {', '.join('c.' + s for s in SCORED)}, c.forecastable_groups,
+                                        v.train_end FROM checkpoints c JOIN canvases v USING (node)""").fetchall()
+        groups = conn.execute("""SELECT node, field_group, forecaster, n_cells, skill, dm_pvalue FROM forecast_scores
+                                 WHERE horizon = 'all' AND field_group <> 'all' AND n_cells >= 100
+                                   AND forecaster IN ('model', 'model_raw', 'ar')""").fetchall()
+    out: dict[str, dict[str, object]] = {}
+    for node, *values, forecastable, train_end in heads:
+        out[node] = {**dict(zip(SCORED, values, strict=True)), "forecastable_groups": forecastable,
+                     "train_end": str(train_end), "groups": {}}
+    for node, group, forecaster, cells, skill, pvalue in groups:
+        row = out.setdefault(node, {"groups": {}})["groups"].setdefault(group, {"n_cells": cells})
+        row[forecaster] = skill
+        if forecaster == "model":
+            row["dm_pvalue"] = pvalue
+    return out
+
+
+def _spread(values: list[float | None]) -> dict[str, float | None]:
+    got = [v for v in values if v is not None]
+    if not got:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(got), "min": min(got), "max": max(got), "n": len(got)}
+
+
+def summarise(per_variant: dict[str, dict[str, dict[str, object]]]) -> dict[str, object]:
+    nodes = sorted({n for scores in per_variant.values() for n in scores})
+    spread, ablation = {}, {}
+    for node in nodes:
+        runs = [scores.get(node, {}) for scores in per_variant.values()]
+        spread[node] = {key: _spread([r.get(key) for r in runs]) for key in ("median_group_skill",
+                                                                              "forecastable_group_skill")}
+        spread[node]["worse_than_naive_max"] = max((r.get("groups_worse_than_naive") or 0) for r in runs)
+        raw = [statistics.median([g["model_raw"] for g in r.get("groups", {}).values() if g.get("model_raw")
+                                  is not None]) for r in runs if any(g.get("model_raw") is not None
+                                                                     for g in r.get("groups", {}).values())]
+        ablation[node] = {"gated_median_group_skill": spread[node]["median_group_skill"]["median"],
+                          "no_gate_median_group_skill": statistics.median(raw) if raw else None}
+    return {"spread": spread, "ablation": ablation}
+
+
+def run() -> dict[str, object]:
+    source = warehouse_path()
+    if not source.exists():
+        raise RuntimeError(f"bench skill needs the warehouse of `make run` at {source}")
+    base = yaml.safe_load(curriculum_path().read_text())
+    profile = os.environ.get("GWM_BENCH_SKILL_PROFILE") or base.get("default_profile", "cpu")
+    with duckdb.connect(str(source), read_only=True) as conn:
+        first, last = conn.execute("SELECT min(start_date), max(end_date) FROM canvases").fetchone()
+    axis_years = (last - first).days / 365.25
+    chosen = variants(axis_years)
+    wanted = [v for v in os.environ.get("GWM_BENCH_SKILL_VARIANTS", "").split(",") if v]
+    if wanted:
+        unknown = set(wanted) - set(chosen)
+        if unknown:
+            raise ValueError(f"bench skill: unknown variants {sorted(unknown)}; use some of {list(chosen)}")
+        chosen = {k: v for k, v in chosen.items() if k in wanted}
+    nodes = list(base["nodes"]) if isinstance(base.get("nodes"), dict) else [n["name"] for n in base["nodes"]]
+    per_variant, seconds = {}, {}
+    with tempfile.TemporaryDirectory(prefix="gwm-bench-skill-") as tmp:
+        root = Path(tmp)
+        for name, change in chosen.items():
+            print(f"bench skill: {name} ({change}) ...", flush=True)
+            warehouse = root / name / "warehouse" / "gwm.duckdb"
+            warehouse.parent.mkdir(parents=True)
+            shutil.copy(source, warehouse)
+            home = root / name / "dagster_home"
+            home.mkdir()
+            shutil.copy(PACKAGE_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+            curriculum = write_curriculum(base, change, profile, root / name / "curriculum.yaml")
+            seconds[name] = _materialize(home, warehouse, curriculum, nodes)
+            per_variant[name] = read_scores(warehouse)
+            PARTIAL.parent.mkdir(exist_ok=True)  # a long run keeps what it measured even if it is stopped
+            PARTIAL.write_text(json.dumps({"seconds": seconds, "per_variant": per_variant}, indent=1, default=str))
+            shutil.rmtree(root / name / "warehouse" / "checkpoints", ignore_errors=True)
+    return {"profile": profile, "axis_years": round(axis_years, 1), "variants": chosen, "seconds": seconds,
+            "per_variant": per_variant, **summarise(per_variant)}
