@@ -57,8 +57,18 @@ browser:
 ui: setup
 	$(BIN)/gwm ui
 
+# `make bench` runs every benchmark; `make bench scale` (or any benchmark names after `bench`) runs only those.
+BENCH_ONLY := $(filter-out bench setup run test test-ui browser ui lint clean distclean,$(MAKECMDGOALS))
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ONLY)
+
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+ifneq ($(BENCH_ONLY),)
+.PHONY: $(BENCH_ONLY)
+$(BENCH_ONLY):
+	@:
+endif
+endif
 
 lint: setup
 	$(BIN)/ruff check gwm_model gwm_assets tests bench

@@ -64,7 +64,7 @@ from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import ensure_ledger
 from gwm_model.canvas import build_canvas, make_time_axis, pack_layout
 from gwm_model.canvas.canvas import ABSENT
-from gwm_model.schema import default_world
+from gwm_model.schema import Projection, default_world
 
 START, TRAIN_FRACTION, EMBEDDING_SLOTS = "1990-01-01", 0.8, 384
 FREQUENCIES = ("weekly", "business")
@@ -91,12 +91,15 @@ class Case:
     observations: pa.Table
     frequency: str
     con: duckdb.DuckDBPyConnection | None = None
+    projection: Projection | None = None  # default: the packaged world's ``*``
+    start: str | dt.date = START
 
     def __post_init__(self) -> None:
-        self.projection = default_world().project(["*"])
+        if self.projection is None:
+            self.projection = default_world().project(["*"])
         self.paths = list(self.projection.paths)
         last = pc.max(self.observations["ts"]).as_py()
-        self.axis = make_time_axis(START, last, self.frequency)
+        self.axis = make_time_axis(self.start, last, self.frequency)
         self.train_end = self.axis.starts[int(len(self.axis) * TRAIN_FRACTION) - 1].astype(dt.date)
         self.vector_slots = {f.path: EMBEDDING_SLOTS for f in self.projection.fields if f.unit == "embedding"}
         if self.con is None:

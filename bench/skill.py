@@ -52,7 +52,8 @@ def variants(axis_years: float) -> dict[str, dict[str, float]]:
 
 def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Path) -> Path:
     doc = copy.deepcopy(base)
-    doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + change.get("train_fraction_shift", 0.0), 4)
+    shift = change.get("train_fraction_shift", 0.0)
+    doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + shift, 4)
     train = doc["profiles"][profile].setdefault("train", {})
     train["seed"] = int(change.get("seed", 0))
     out.write_text(yaml.safe_dump(doc, sort_keys=False))

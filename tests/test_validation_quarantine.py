@@ -156,3 +156,23 @@ def test_a_failing_blocking_check_stops_downstream(bad_run):
     assert not result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "canvas_probe" not in materialized
+
+
+def test_gx_counts_failing_rows_per_series_on_the_failing_rows_alone():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from gwm_assets.validation.gx_runner import validate
+    from gwm_assets.validation.suite import load_suite
+
+    suite = load_suite(Path(__file__).parents[1] / "gwm_assets" / "sources" / "expectations" / "raw_fred.yaml")
+    frame = pd.DataFrame({"series_id": ["DGS10"] * 4 + ["UNRATE"] * 3, "date": pd.date_range("2024-01-01", periods=7),
+                          "realtime_start": [None] * 7, "value": [4.0, 4.1, 2e300, 4.2, 3.9, -3e300, 5e300],
+                          "days_ago": [30, 29, 28, -2, 26, 25, 24]})
+    by_name = {o.expectation.name: o for o in validate(frame, suite)}
+    finite = by_name["value_finite"]
+    assert not finite.passed and finite.unexpected_count == 3 and finite.by_series == {"UNRATE": 2, "DGS10": 1}
+    future = by_name["not_dated_in_future"]
+    assert future.unexpected_count == 1 and future.by_series == {"DGS10": 1}
+    assert by_name["series_id_present"].passed and by_name["series_id_present"].by_series == {}

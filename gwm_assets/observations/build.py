@@ -147,6 +147,8 @@ class ObservationsLoad:
 
 # a pct_yoy series re-reads this much history before its first changed date (a year and a margin)
 YEAR_CONTEXT_DAYS = 372
+# an incremental build looks this far back for a changed series' previous point before searching all of it
+PREV_WINDOW_DAYS = 400
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS observations_state (
     raw_table VARCHAR PRIMARY KEY, watermark TIMESTAMP, catalog_hash VARCHAR NOT NULL)"""
@@ -191,17 +193,30 @@ def _changed_series(conn: duckdb.DuckDBPyConnection, present: set[str], catalog:
         source, key, ts = SERIES[t]
         since = "" if stored[t] is None else " WHERE updated_at > ?"
         params += [] if stored[t] is None else [stored[t]]
-        # from: the history the transforms read, i.e. the previous point, or a year back for pct_yoy
+        # from: the history the transforms read, i.e. the previous point, or a year back for pct_yoy.
+        # The previous point is looked for in the PREV_WINDOW_DAYS before the first change (a range the
+        # scan of the raw table filters on), and in the whole history only for series with none there.
+        rows = f"(SELECT {key} AS ch_key, {ts} AS ts FROM {t})"
         parts.append(f"""
             SELECT '{source}' AS ch_source, ch_key, ch_since,
                    least(coalesce(ch_prev, ch_since),
                          CASE WHEN ch_key IN (SELECT key FROM source_series WHERE source = '{source}'
                                               AND transform = 'pct_yoy')
                               THEN CAST(ch_since - INTERVAL {YEAR_CONTEXT_DAYS} DAY AS DATE) END) AS ch_from
-            FROM (SELECT ch.ch_key, ch.ch_since, max(r.ts) FILTER (r.ts < ch.ch_since) AS ch_prev
-                  FROM (SELECT {key} AS ch_key, min({ts}) AS ch_since FROM {t}{since} GROUP BY 1) ch
-                  JOIN (SELECT {key} AS ch_key, {ts} AS ts FROM {t}) r USING (ch_key)
-                  GROUP BY ch.ch_key, ch.ch_since)""")
+            FROM (
+              WITH ch AS MATERIALIZED (SELECT {key} AS ch_key, min({ts}) AS ch_since,
+                                              CAST(min({ts}) - INTERVAL {PREV_WINDOW_DAYS} DAY AS DATE) AS ch_near
+                                       FROM {t}{since} GROUP BY 1),
+              near AS MATERIALIZED (
+                SELECT ch.ch_key, ch.ch_since, max(r.ts) AS ch_prev
+                FROM ch LEFT JOIN {rows} r ON r.ch_key = ch.ch_key AND r.ts < ch.ch_since AND r.ts >= ch.ch_near
+                GROUP BY ch.ch_key, ch.ch_since)
+              SELECT * FROM near WHERE ch_prev IS NOT NULL
+              UNION ALL
+              SELECT n.ch_key, n.ch_since, max(r.ts) AS ch_prev
+              FROM (SELECT * FROM near WHERE ch_prev IS NULL) n
+              LEFT JOIN {rows} r ON r.ch_key = n.ch_key AND r.ts < n.ch_since
+              GROUP BY n.ch_key, n.ch_since)""")
     conn.execute("CREATE OR REPLACE TEMP TABLE obs_changed AS " + " UNION ALL ".join(parts), params)
     return True
 
@@ -255,9 +270,12 @@ def build_observations(conn: duckdb.DuckDBPyConnection, now: datetime, full: boo
         UPDATE observations o SET available_at = s.available_at, value = s.value, revised_value = s.revised_value,
                vector = s.vector, source_key = s.source_key, provenance = s.provenance
         FROM obs_staged s WHERE {key} AND ({changed})""").fetchone()[0]
-    inserted = conn.execute(f"""
-        INSERT INTO observations SELECT s.*, ? FROM obs_staged s
-        WHERE NOT EXISTS (SELECT 1 FROM observations o WHERE {key})""", [now]).fetchone()[0]
+    # new keys. Incremental: an anti join spelled as a left join, so that DuckDB builds on the few staged
+    # rows and prunes the observations scan by their range (NOT EXISTS compares with IS NOT DISTINCT FROM,
+    # which probes every stored row: a third of a 10 M-row refresh); the keys are NOT NULL, so both agree
+    new_keys = (f"obs_staged s LEFT JOIN observations o ON {key} WHERE o.field_path IS NULL" if incremental
+                else f"obs_staged s WHERE NOT EXISTS (SELECT 1 FROM observations o WHERE {key})")
+    inserted = conn.execute(f"INSERT INTO observations SELECT s.*, ? FROM {new_keys}", [now]).fetchone()[0]
     rows, fields = conn.execute("SELECT count(*), count(DISTINCT field_path) FROM observations").fetchone()
     conn.execute("DELETE FROM observations_state")
     conn.executemany("INSERT INTO observations_state VALUES (?, ?, ?)",

@@ -66,6 +66,12 @@ def _overall(conn: duckdb.DuckDBPyConnection, source: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _holds(conn: duckdb.DuckDBPyConnection, check: str, source: str) -> bool:
+    """Whether ``quarantine`` holds unreleased rows of ``check`` for ``source``."""
+    return conn.execute("SELECT count(*) > 0 FROM quarantine WHERE released_at IS NULL AND check_name = ? "
+                        "AND source = ?", [check, source]).fetchone()[0]
+
+
 def write_batch(conn: duckdb.DuckDBPyConnection, source: str, results: Sequence[FetchResult],
                 provenance: Provenance | Sequence[Provenance], run_id: str, now: datetime) -> tuple[int, int, int, int]:
     """Upsert rows and quarantine rejects of several fetches in one statement per raw table.
@@ -77,18 +83,20 @@ def write_batch(conn: duckdb.DuckDBPyConnection, source: str, results: Sequence[
     ensure_ledger(conn)
     record_provenance(conn, {p.provenance_id: p for p in origins}.values(), now)
     tables = [r.table.select(list(spec.columns)).append_column(
-                  "provenance", pa.array([p.provenance_id] * r.num_rows, pa.string()))
+                  "provenance", pa.repeat(pa.scalar(p.provenance_id, pa.string()), r.num_rows))
               for r, p in zip(results, origins, strict=True) if r.num_rows]
     incoming = pa.concat_tables(tables) if tables else None
     counts = upsert(conn, spec, incoming, now) if incoming is not None else None
     rejects = [x for r in results for x in r.rejects]
-    if incoming is not None and spec.name in SERIES:  # input fixed since an earlier run: release its held rows
+    check = f"{source}.parse"
+    if incoming is not None and spec.name in SERIES and _holds(conn, check, source):
+        # input fixed since an earlier run: release its held rows (nothing held: nothing to look up)
         _, key, ts = SERIES[spec.name]
         with registered(conn, "incoming_batch", incoming):
             valid = conn.sql(f"SELECT DISTINCT {key} AS source_key, CAST({ts} AS VARCHAR) AS ts "
                              "FROM incoming_batch").to_arrow_table()
-        release_fixed(conn, f"{source}.parse", source, valid, rejects, run_id, now)
-    rejected = quarantine_rejects(conn, rejects, run_id, f"{source}.parse", now)
+        release_fixed(conn, check, source, valid, rejects, run_id, now)
+    rejected = quarantine_rejects(conn, rejects, run_id, check, now)
     if counts is None:
         conn.execute(spec.ddl())
         return 0, 0, 0, rejected

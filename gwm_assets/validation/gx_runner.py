@@ -60,14 +60,18 @@ def validate(frame: pd.DataFrame, suite: Suite) -> list[ExpectationOutcome]:
         configured = gx_suite.add_expectation(_gx_expectation(gx, expectation))
         by_id[configured.id] = expectation
     result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
-    labels = frame[list(suite.series)].astype(str).agg(" / ".join, axis=1) if len(frame) else pd.Series([], dtype=str)
+    failing = {id(r): [i for i in ((r.result or {}).get("unexpected_index_list") or []) if isinstance(i, int | float)]
+               for r in result.results}
+    # series labels for the failing rows only: a row-wise join over every row took 97% of validate at 1 M rows
+    flagged = sorted({int(i) for rows in failing.values() for i in rows})
+    labels = (frame[list(suite.series)].iloc[flagged].astype(str).agg(" / ".join, axis=1) if flagged
+              else pd.Series([], dtype=str))
     outcomes = {}
     for r in result.results:
         expectation = by_id[r.expectation_config.id]
         details = r.result or {}
-        index = details.get("unexpected_index_list") or []
-        rows = [i for i in index if isinstance(i, int | float)]
-        counts = labels.iloc[rows].value_counts() if rows else pd.Series([], dtype=int)
+        rows = failing[id(r)]
+        counts = labels.loc[frame.index[[int(i) for i in rows]]].value_counts() if rows else pd.Series([], dtype=int)
         outcomes[expectation.name] = ExpectationOutcome(
             expectation=expectation, passed=bool(r.success), element_count=int(details.get("element_count", len(frame))
                                                                                 or len(frame)),
