@@ -13,7 +13,8 @@ cells of the model's skill against naive, pooled horizon), groups scored / signi
 naive / beating AR, ``forecastable_group_skill`` and the classical model's on the same groups, the
 canvas's ``train_end``; then per node the median, min and max over variants. Ablation rows from the
 same runs and cells: ``no_gate`` (the network's forecast before the do-no-harm gate, forecaster
-``model_raw``). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated names), for example
+``model_raw``), and each of :data:`ABLATIONS` (seed0 with one training setting changed: ``level_space``
+trains in level space instead of change space). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated names), for example
 ``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
 Results land under ``results.skill`` of ``bench/results/bench.json``.
 """
@@ -38,6 +39,8 @@ from gwm_assets.resources.paths import PACKAGE_ROOT, curriculum_path, warehouse_
 
 YEARS_MOVED = 3
 PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
+# Ablations: seed0 with one training setting changed (same cells, same split); not part of the spread.
+ABLATIONS = {"level_space": {"target_space": "level"}}
 SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
           "forecastable_group_skill", "forecastable_classical_skill")
 
@@ -47,7 +50,8 @@ def variants(axis_years: float) -> dict[str, dict[str, float]]:
     shift = round(YEARS_MOVED / axis_years, 3)
     return {"seed0": {"seed": 0}, "seed1": {"seed": 1}, "seed2": {"seed": 2},
             f"train_end-{YEARS_MOVED}y": {"seed": 0, "train_fraction_shift": -shift},
-            f"train_end+{YEARS_MOVED}y": {"seed": 0, "train_fraction_shift": shift}}
+            f"train_end+{YEARS_MOVED}y": {"seed": 0, "train_fraction_shift": shift},
+            **{name: {"seed": 0, **train} for name, train in ABLATIONS.items()}}
 
 
 def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Path) -> Path:
@@ -56,6 +60,7 @@ def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Pa
     doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + shift, 4)
     train = doc["profiles"][profile].setdefault("train", {})
     train["seed"] = int(change.get("seed", 0))
+    train.update({k: v for k, v in change.items() if k not in ("seed", "train_fraction_shift")})
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
 
@@ -102,6 +107,8 @@ def _spread(values: list[float | None]) -> dict[str, float | None]:
 
 
 def summarise(per_variant: dict[str, dict[str, dict[str, object]]]) -> dict[str, object]:
+    ablated = {name: scores for name, scores in per_variant.items() if name in ABLATIONS}
+    per_variant = {name: scores for name, scores in per_variant.items() if name not in ABLATIONS}
     nodes = sorted({n for scores in per_variant.values() for n in scores})
     spread, ablation = {}, {}
     for node in nodes:
@@ -114,6 +121,11 @@ def summarise(per_variant: dict[str, dict[str, dict[str, object]]]) -> dict[str,
                                                                      for g in r.get("groups", {}).values())]
         ablation[node] = {"gated_median_group_skill": spread[node]["median_group_skill"]["median"],
                           "no_gate_median_group_skill": statistics.median(raw) if raw else None}
+        seed0 = per_variant.get("seed0", {}).get(node, {})
+        for name, scores in ablated.items():  # the same node, seed and split with one setting changed
+            ablation[node][name] = {key: scores.get(node, {}).get(key) for key in
+                                    ("median_group_skill", "groups_worse_than_naive", "forecastable_group_skill")}
+            ablation[node][name]["seed0_median_group_skill"] = seed0.get("median_group_skill")
     return {"spread": spread, "ablation": ablation}
 
 

@@ -225,7 +225,8 @@ def save_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: P
              "profile": hyper.profile, "hyperparameters": hyper.to_dict(), "history": history.to_dict(),
              "evaluation": scores.evaluation, "metrics": scores.metrics, "steps": steps, "seed": hyper.train.seed,
              "device": str(resolve_device(hyper.train.device)), "torch_version": torch.__version__, "note": note,
-             "seconds": time.perf_counter() - started, **({"distributed": ddp} if ddp else {}),
+             "seconds": time.perf_counter() - started, "change_scale": fitted.trainer.objective.change_scale,
+             **({"distributed": ddp} if ddp else {}),
              **dict(extra_manifest or {})}
     manifest_path = save_checkpoint(out_dir, fitted.model, canvas, train_config.to_dict(),
                                     field_periods(fields_of, fitted.model), extra)

@@ -104,7 +104,7 @@ def train_trunk(inputs: Sequence[TrunkInput], model_config: ModelConfig, train: 
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, train))
         batches = [WindowBatches(item.canvas, train.context, train.horizon, device) for item, _, _ in active]
-        objectives = [Objective(m, b, train.objective, train.masking)
+        objectives = [Objective(m, b, train.objective, train.masking, train.target_space)
                       for (_, m, _), b in zip(active, batches, strict=True)]
         for m in models:
             m.train()

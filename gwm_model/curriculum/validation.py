@@ -35,7 +35,7 @@ def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: Tr
         return math.nan
     device = next(model.parameters()).device  # evaluated where the model lives (CPU or the training GPU)
     batches = WindowBatches(canvas, train.context, train.horizon, device)
-    objective = Objective(model, batches, train.objective, train.masking)
+    objective = Objective(model, batches, train.objective, train.masking, train.target_space)
     generator = torch.Generator(device=device).manual_seed(seed)
     total, weight = 0.0, 0
     model.eval()

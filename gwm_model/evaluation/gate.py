@@ -17,20 +17,36 @@ from __future__ import annotations
 import numpy as np
 
 MIN_GATE_CELLS = 20
+GATE_BLOCKS = 3
 
 
 def fit_gate(model: np.ndarray, naive: np.ndarray, truth: np.ndarray, scored: np.ndarray,
-             min_cells: int = MIN_GATE_CELLS) -> np.ndarray:
-    """``(F,)`` weights from ``(n, L, F)`` validation forecasts, truth and the cells to fit on."""
+             min_cells: int = MIN_GATE_CELLS, blocks: int = GATE_BLOCKS) -> np.ndarray:
+    """``(F,)`` weights from ``(n, L, F)`` validation forecasts (``n`` windows in time order), truth and the cells
+    to fit on. With ``blocks > 1`` the weight must also pay off in each of ``blocks`` consecutive runs of
+    windows that hold cells of the field (and in at least two of them), else it is 0."""
     ok = scored & np.isfinite(model) & np.isfinite(naive) & np.isfinite(truth)
     correction = np.where(ok, model - naive, 0.0).astype(np.float64)
     target = np.where(ok, truth - naive, 0.0).astype(np.float64)
-    num = (correction * target).sum(axis=(0, 1))
-    den = (correction * correction).sum(axis=(0, 1))
+    num_by_window = (correction * target).sum(axis=1)         # (n, F)
+    den_by_window = (correction * correction).sum(axis=1)
+    num, den = num_by_window.sum(axis=0), den_by_window.sum(axis=0)
     cells = ok.sum(axis=(0, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        weight = np.where(den > 0, num / den, 0.0)
-    return np.where(cells >= min_cells, np.clip(weight, 0.0, 1.0), 0.0)
+        weight = np.clip(np.where(den > 0, num / den, 0.0), 0.0, 1.0)
+    weight = np.where(cells >= min_cells, weight, 0.0)
+    if blocks > 1 and model.shape[0] >= blocks:
+        parts = np.array_split(np.arange(model.shape[0]), blocks)
+        with_cells = np.zeros(weight.shape, dtype=np.int64)
+        pays = np.ones(weight.shape, dtype=bool)
+        for part in parts:
+            n_b, d_b = num_by_window[part].sum(axis=0), den_by_window[part].sum(axis=0)
+            has = ok[part].any(axis=(0, 1))
+            with_cells += has
+            # the gated forecast's squared-error reduction against naive on this block: 2 w num - w^2 den
+            pays &= ~has | (2 * weight * n_b - weight * weight * d_b > 0)
+        weight = np.where(pays & (with_cells >= 2), weight, 0.0)
+    return weight
 
 
 def apply_gate(model: np.ndarray, naive: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -87,6 +87,8 @@ class WorldModel:
         self.net, self.manifest, self.device = net, manifest, torch.device(device)
         train = manifest["train"]
         self.objective_kind = train.get("objective", "masked")
+        self.target_space = train.get("target_space", "level")  # checkpoints from before change space: level
+        self.change_scale = manifest.get("change_scale")
         self.context, self.horizon = int(train["context"]), int(train["horizon"])
         self.val_fraction = float(train.get("val_fraction", 0.15))
         described = manifest["canvas"]
@@ -272,7 +274,7 @@ class WorldModel:
         wanted_fields = torch.zeros(len(self.slots), dtype=torch.bool, device=self.device)
         wanted_fields[index] = True
         objective = Objective(self.net, _Frame(canvas, self.context, self.horizon, self.device), self.objective_kind,
-                              MaskingConfig())
+                              MaskingConfig(), self.target_space, self.change_scale)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         residual = self.manifest.get("evaluation", {}).get("residual_std", {})
         offsets = np.arange(-(self.context - 1), self.horizon + 1)

@@ -126,12 +126,13 @@ class WorldModelNet(nn.Module):
 
     def forward(self, values: torch.Tensor, visible: torch.Tensor, step_offset: torch.Tensor,
                 day_of_year: torch.Tensor, noised: torch.Tensor | None = None,
-                timestep: torch.Tensor | None = None) -> torch.Tensor:
+                timestep: torch.Tensor | None = None, correction_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted slot values ``(B, L, S)``.
 
         ``values`` ``(B, L, S)``: visible cells hold their value, noised cells their noisy value,
         everything else must be zero. ``visible``/``noised`` ``(B, L, F)`` bool over canvas fields.
-        ``timestep`` ``(B,)`` diffusion time in [0, 1] (None for the masked objective).
+        ``timestep`` ``(B,)`` diffusion time in [0, 1] (None for the masked objective). ``correction_scale``
+        ``(S,)`` multiplies the decoder's correction per slot (change space; None: 1).
         """
         B, L, S = values.shape
         carried, age = carry_forward(values, visible, self.slot_field)
@@ -151,7 +152,8 @@ class WorldModelNet(nn.Module):
             cond = self.timestep(sinusoid(timestep * 1000.0, self.config.d_model, 10000.0))
             tokens = tokens + cond[:, None, None, :]
         hidden = self.backbone(tokens, self.spatial_mask, cond)
-        return carried + self.decoder(hidden, self.token_slots, S)
+        correction = self.decoder(hidden, self.token_slots, S)
+        return carried + (correction if correction_scale is None else correction * correction_scale)
 
     def parameter_counts(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.parameters())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gwm_model.nn.model import from_known_keys
+from gwm_model.training.change_scale import TARGET_SPACES
 from gwm_model.training.objectives import MaskingConfig
 
 OBJECTIVES = ("masked", "diffusion")
@@ -24,10 +25,13 @@ class TrainConfig:
     Split: anchors whose window ends by the canvas's ``train_end`` train; the last ``val_fraction`` of
     them (after a gap of one window, so no validation target is a training target) validate; anchors
     after ``train_end`` are the test set for evaluation. ``precision``: ``auto`` is bf16 autocast on
-    CUDA and float32 on CPU.
+    CUDA and float32 on CPU. ``target_space``: ``level`` (the correction to the latest visible value in
+    normalised level units) or ``change`` (in units of each field's typical one-step change, see
+    :mod:`gwm_model.training.change_scale`).
     """
 
     objective: str = "masked"
+    target_space: str = "level"
     context: int = 24
     horizon: int = 4
     batch_size: int = 32
@@ -59,6 +63,8 @@ class TrainConfig:
             self.masking = MaskingConfig(**self.masking)
         self.loggers = tuple(self.loggers)
         checks = [(self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got '{self.objective}'"),
+                  (self.target_space in TARGET_SPACES,
+                   f"target_space must be one of {TARGET_SPACES}, got '{self.target_space}'"),
                   (self.window_order in ORDERS, f"window_order must be one of {ORDERS}, got '{self.window_order}'"),
                   (self.decay in DECAYS, f"decay must be one of {DECAYS}, got '{self.decay}'"),
                   (self.context >= 1 and self.horizon >= 0, "context must be >= 1 and horizon >= 0"),

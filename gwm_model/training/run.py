@@ -65,6 +65,7 @@ def save_fitted(out_dir: str | Path, fitted: FittedModel, canvas: Canvas, projec
     one), seed and device, plus ``extra_manifest``; returns the manifest path. In a DDP run only rank 0 calls it."""
     extra = {"projection": projection_record(projection), "history": fitted.history.to_dict(),
              "evaluation": evaluation, "seed": train_config.seed, "device": str(fitted.trainer.device),
-             "torch_version": torch.__version__, **dict(extra_manifest or {})}
+             "torch_version": torch.__version__, "change_scale": fitted.trainer.objective.change_scale,
+             **dict(extra_manifest or {})}
     return save_checkpoint(out_dir, fitted.model, canvas, train_config.to_dict(),
                            field_periods(projection, fitted.model), extra)

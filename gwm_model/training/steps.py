@@ -2,13 +2,15 @@
 
 Shared by training, validation, evaluation and inference so the four can never disagree about
 masking. ``Objective`` holds what depends on the model and canvas only (which fields the model
-has tokens for, per-slot noise scales).
+has tokens for, per-slot noise scales, and in change space each slot's change scale, see
+:mod:`gwm_model.training.change_scale`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from gwm_model.training.change_scale import slot_scales
 from gwm_model.training.objectives import (
     CosineSchedule,
     MaskingConfig,
@@ -23,12 +25,17 @@ STEP_DAYS = {"daily": 1.0, "business": 7 / 5, "weekly": 7.0, "monthly": 365.25 /
 
 
 class Objective:
-    def __init__(self, model, batches, kind: str, masking: MaskingConfig) -> None:
+    def __init__(self, model, batches, kind: str, masking: MaskingConfig, target_space: str = "level",
+                 change_scale: dict[str, float] | None = None) -> None:
         if kind not in ("masked", "diffusion"):
             raise ValueError(f"unknown objective '{kind}'")
         self.model, self.batches, self.kind, self.masking = model, batches, kind, masking
         canvas = batches.canvas
         device = batches.device
+        self.target_space = target_space
+        scale = slot_scales(canvas, target_space, change_scale)
+        self.change_scale = {p: float(scale[o]) for p, o in zip(canvas.paths, canvas.offsets[:-1], strict=True)}
+        self.slot_change = torch.from_numpy(scale).to(device)
         F = len(canvas.slots)
         model_fields = torch.zeros(F, dtype=torch.bool)
         model_fields[torch.as_tensor(model.plan.canvas_field)] = True
@@ -39,7 +46,7 @@ class Objective:
         period[torch.as_tensor(model.plan.canvas_field)] = period_days
         field_scale = period_noise_scale(period, STEP_DAYS[canvas.axis.frequency])
         field_scale[~model_fields.cpu()] = 1.0
-        self.slot_scale = field_scale[torch.from_numpy(canvas.slot_field)].to(device)
+        self.slot_scale = field_scale[torch.from_numpy(canvas.slot_field)].to(device) * self.slot_change
 
     def scored(self, batch: dict[str, torch.Tensor], visible: torch.Tensor) -> torch.Tensor:
         return batch["present"] & ~visible & self.model_fields & (batch["loss_weight"] > 0)[:, None, :]
@@ -65,15 +72,16 @@ class Objective:
         slot_field = self.batches.slot_field
         inputs = batch["targets"] * visible[..., slot_field]
         if self.kind == "masked":
-            pred = self.model(inputs, visible, offsets, batch["day_of_year"])
+            pred = self.model(inputs, visible, offsets, batch["day_of_year"], correction_scale=self.slot_change)
         else:
             B = inputs.shape[0]
             t = torch.rand(B, generator=generator, device=inputs.device)
             noisy = add_noise(batch["targets"], scored, t, self.slot_scale, self.schedule, slot_field, generator)
             values = torch.where(scored[..., slot_field], noisy, inputs)
-            pred = self.model(values, visible, offsets, batch["day_of_year"], noised=scored, timestep=t)
-        loss, per_window = masked_loss(pred, batch["targets"], scored, batch["loss_weight"], slot_field,
-                                       self.batches.slots)
+            pred = self.model(values, visible, offsets, batch["day_of_year"], noised=scored, timestep=t,
+                              correction_scale=self.slot_change)
+        loss, per_window = masked_loss(pred / self.slot_change, batch["targets"] / self.slot_change, scored,
+                                       batch["loss_weight"], slot_field, self.batches.slots)
         return loss, per_window, scored
 
     @torch.no_grad()
@@ -86,10 +94,11 @@ class Objective:
         inputs = batch["targets"] * visible[..., slot_field]
         offsets, doy = self.batches.step_offset, batch["day_of_year"]
         if self.kind == "masked":
-            return self.model(inputs, visible, offsets, doy), None
+            return self.model(inputs, visible, offsets, doy, correction_scale=self.slot_change), None
 
         def denoise(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.model(values, visible, offsets, doy, noised=wanted, timestep=t)
+            return self.model(values, visible, offsets, doy, noised=wanted, timestep=t,
+                              correction_scale=self.slot_change)
 
         draws = ddim_sample(denoise, inputs, wanted & self.model_fields, self.slot_scale, self.schedule, slot_field,
                             n_samples=samples, n_steps=steps, generator=generator)

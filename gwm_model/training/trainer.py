@@ -114,7 +114,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.batches = WindowBatches(canvas, config.context, config.horizon, self.device)
         self.split = split or split_anchors(canvas, config.context, config.horizon, config.val_fraction)
-        self.objective = Objective(self.model, self.batches, config.objective, config.masking)
+        self.objective = Objective(self.model, self.batches, config.objective, config.masking, config.target_space)
         self.ddp: torch.nn.Module | None = None
         self.train_objective = self.objective  # what fit's steps run: through the DDP wrapper in a DDP run
         if distributed.is_active():

@@ -373,6 +373,25 @@ def test_the_gate_keeps_a_useful_correction_and_drops_noise():
     assert apply_gate(model, missing, np.zeros(3))[0, 0, 1] == model[0, 0, 1]
 
 
+def test_the_gate_closes_on_a_correction_that_paid_off_in_one_episode_only():
+    rng = np.random.default_rng(3)
+    shape = (90, 3, 2)
+    naive, signal = rng.normal(size=shape), rng.normal(size=shape)
+    truth = naive + signal
+    model = naive + 0.8 * signal                 # field 0 knows the signal throughout
+    model[:, :, 1] = naive[:, :, 1] + rng.normal(size=(90, 3))
+    model[:30, :, 1] = naive[:30, :, 1] + 3 * signal[:30, :, 1]  # field 1: one strong episode, then noise
+    scored = np.ones(shape, dtype=bool)
+    pooled = fit_gate(model, naive, truth, scored, blocks=1)
+    assert pooled[1] > 0.2                       # pooled over all windows the episode buys a weight ...
+    blocked = fit_gate(model, naive, truth, scored)
+    assert blocked[1] == 0.0                     # ... that does not pay off in the later blocks: closed
+    assert blocked[0] == pytest.approx(pooled[0]) and blocked[0] == 1.0
+    only_first = scored.copy()
+    only_first[30:, :, 0] = False                # cells in one block only: not enough evidence over time
+    assert fit_gate(model, naive, truth, only_first)[0] == 0.0
+
+
 # forecastable groups: where a classical model beats naive on validation -------------------------------
 
 def test_forecastable_groups_come_from_validation_and_score_the_model_on_test(ar_canvas):
