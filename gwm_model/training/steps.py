@@ -34,7 +34,9 @@ class Objective:
         device = batches.device
         self.target_space = target_space
         scale = slot_scales(canvas, target_space, change_scale)
-        self.change_scale = {p: float(scale[o]) for p, o in zip(canvas.paths, canvas.offsets[:-1], strict=True)}
+        # recorded in the checkpoint (None in level space, where every scale is 1)
+        self.change_scale = None if target_space == "level" else {
+            p: float(scale[o]) for p, o in zip(canvas.paths, canvas.offsets[:-1], strict=True)}
         self.slot_change = torch.from_numpy(scale).to(device)
         F = len(canvas.slots)
         model_fields = torch.zeros(F, dtype=torch.bool)

@@ -1,0 +1,45 @@
+"""``make bench skill``'s variants: each is the standard curriculum with one change that the curriculum
+loader really applies, and an ablation is compared with seed0 instead of widening the seed/split spread."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bench import skill
+from gwm_assets.resources.paths import curriculum_path
+from gwm_model.curriculum.spec import load_curriculum
+
+
+def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_path):
+    base = yaml.safe_load(curriculum_path().read_text())
+    profile = base.get("default_profile", "cpu")
+    named = skill.variants(axis_years=30.0)
+    assert {"seed0", "seed1", "seed2", "train_end-3y", "train_end+3y", *skill.ABLATIONS} <= set(named)
+    default = load_curriculum(curriculum_path()).hyperparameters("basic_finance", profile).train
+    assert default.target_space == "level"
+    for name, change in named.items():
+        curriculum = load_curriculum(skill.write_curriculum(base, change, profile, tmp_path / f"{name}.yaml"))
+        train = curriculum.hyperparameters("basic_finance", profile).train
+        assert train.seed == change["seed"]
+        assert train.target_space == ("change" if name == "change_space" else "level")
+        fraction = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())["canvas"]["train_fraction"]
+        assert fraction == round(base["canvas"]["train_fraction"] + change.get("train_fraction_shift", 0.0), 4)
+
+
+def _scores(median: float, worse: int) -> dict[str, object]:
+    return {"median_group_skill": median, "groups_worse_than_naive": worse, "forecastable_group_skill": None,
+            "groups": {"financial.fx": {"n_cells": 400, "model": median, "model_raw": median - 0.5}}}
+
+
+def test_an_ablation_sits_beside_seed0_and_stays_out_of_the_spread():
+    per_variant = {"seed0": {"n": _scores(0.01, 0)}, "seed1": {"n": _scores(0.03, 0)},
+                   "change_space": {"n": _scores(-0.2, 2)}}
+    out = skill.summarise(per_variant)
+    spread = out["spread"]["n"]
+    assert spread["median_group_skill"] == pytest.approx({"median": 0.02, "min": 0.01, "max": 0.03, "n": 2})
+    assert spread["worse_than_naive_max"] == 0              # the ablation's two worse groups are not the model's
+    row = out["ablation"]["n"]["change_space"]
+    assert row == {"median_group_skill": -0.2, "groups_worse_than_naive": 2, "forecastable_group_skill": None,
+                   "seed0_median_group_skill": 0.01}
+    assert out["ablation"]["n"]["no_gate_median_group_skill"] == pytest.approx(-0.48)
