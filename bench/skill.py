@@ -15,8 +15,9 @@ canvas's ``train_end``; then per node the median, min and max over variants. Abl
 same runs and cells: ``no_gate`` (the network's forecast before the do-no-harm gate, forecaster
 ``model_raw``), and each of :data:`ABLATIONS` (seed0 with one training setting changed:
 ``change_space`` trains the correction in units of each field's one-step change instead of level
-units). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated names), for example
-``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
+units; ``persistence_base`` starts the prediction from the last value in the window instead of each field's
+AR forecast, the model before the AR base). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated
+names), for example ``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
 Results land under ``results.skill`` of ``bench/results/bench.json``.
 """
 
@@ -41,7 +42,7 @@ from gwm_assets.resources.paths import PACKAGE_ROOT, curriculum_path, warehouse_
 YEARS_MOVED = 3
 PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
 # Ablations: seed0 with one training setting changed (same cells, same split); not part of the spread.
-ABLATIONS = {"change_space": {"target_space": "change"}}
+ABLATIONS = {"change_space": {"target_space": "change"}, "persistence_base": {"base_forecast": "persistence"}}
 SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
           "forecastable_group_skill", "forecastable_classical_skill")
 

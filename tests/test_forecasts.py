@@ -266,11 +266,16 @@ def test_the_checkpoints_gate_blends_its_forecast_with_the_naive_one(project, tm
     with duckdb.connect(str(project["warehouse"]), read_only=True) as conn:
         everything = conn.sql("SELECT * FROM observations").to_arrow_table()
 
-    def forecast(weight: float | None) -> pd.DataFrame:
+    assert set(manifest["evaluation"]["gate_base"]) == set(manifest["evaluation"]["gate"])
+    assert manifest["base_forecast"]["kind"] == "ar"
+
+    def forecast(base: float | None, correction: float | None = None) -> pd.DataFrame:
         doc = json.loads(json.dumps(manifest))
-        if weight is None:
+        if base is None:
             doc["evaluation"].pop("gate")
         else:
+            doc["evaluation"]["gate_base"] = {p: base for p in doc["evaluation"]["gate"]}
+            weight = base if correction is None else correction
             doc["evaluation"]["gate"] = {p: weight for p in doc["evaluation"]["gate"]}
         (copy / "manifest.json").write_text(json.dumps(doc))
         return WorldModel.load(copy).observe(everything).forecast(origins=[np.datetime64("2019-06-30T23:59:59")])
@@ -278,5 +283,11 @@ def test_the_checkpoints_gate_blends_its_forecast_with_the_naive_one(project, tm
     raw, closed, half = forecast(None), forecast(0.0), forecast(0.5)
     np.testing.assert_allclose(closed["mean"], closed["naive"])  # a closed gate: the naive forecast
     np.testing.assert_allclose(half["mean"], 0.5 * (raw["mean"] + raw["naive"]))
+    # two weights: the model's AR base over naive, then the network's correction over the base
+    base_only, mixed = forecast(1.0, 0.0), forecast(0.3, 0.7)
+    assert np.abs(base_only["mean"] - raw["naive"]).max() > 1e-6
+    assert np.abs(base_only["mean"] - raw["mean"]).max() > 1e-6
+    np.testing.assert_allclose(mixed["mean"], raw["naive"] + 0.3 * (base_only["mean"] - raw["naive"])
+                               + 0.7 * (raw["mean"] - base_only["mean"]), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(half["q95"] - half["q05"], raw["q95"] - raw["q05"])  # the residual spread stays
 

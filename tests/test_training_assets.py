@@ -153,8 +153,9 @@ def test_scores_are_in_sql_per_group_horizon_and_forecaster_with_the_headline_be
     conn = duckdb.connect(str(trained["root"] / "w.duckdb"), read_only=True)
     forecasters = {r[0] for r in conn.execute("SELECT DISTINCT forecaster FROM forecast_scores "
                                               "WHERE node = 'basic_finance'").fetchall()}
-    # the gated model, the network before its gate, and the baselines (the tiny profile asks for no AR)
-    assert forecasters == {"model", "model_raw", "persistence", "climatology", "naive"}
+    # the gated model, the network before its gate, its own AR base before the network's correction, and the
+    # baselines (the tiny profile asks for no AR)
+    assert forecasters == {"model", "model_raw", "model_base", "persistence", "climatology", "naive"}
     manifest = json.loads((trained["root"] / "checkpoints" / "basic_finance" / "manifest.json").read_text())
     expected = {(r["group"], str(r["horizon"]), r["model"]): r["skill"] for r in manifest["evaluation"]["forecasts"]
                 if r["n_cells"]}  # a group of the canvas with no scored cell is not a row

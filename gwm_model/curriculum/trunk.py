@@ -25,7 +25,7 @@ from gwm_model.curriculum.validation import validation_anchors, window_loss
 from gwm_model.curriculum.weights import NodeWeights, save_node_weights
 from gwm_model.nn.build import build_world_model
 from gwm_model.nn.model import ModelConfig, WorldModelNet
-from gwm_model.training.batches import WindowBatches, split_anchors
+from gwm_model.training.batches import split_anchors, training_batches
 from gwm_model.training.checkpoint import code_version
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
@@ -103,7 +103,7 @@ def train_trunk(inputs: Sequence[TrunkInput], model_config: ModelConfig, train: 
         params = list({id(p): p for _, m, _ in active for p in m.parameters() if p.requires_grad}.values())
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, train))
-        batches = [WindowBatches(item.canvas, train.context, train.horizon, device) for item, _, _ in active]
+        batches = [training_batches(item.canvas, train, device)[0] for item, _, _ in active]
         objectives = [Objective(m, b, train.objective, train.masking, train.target_space)
                       for (_, m, _), b in zip(active, batches, strict=True)]
         for m in models:

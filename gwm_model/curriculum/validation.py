@@ -12,7 +12,7 @@ from torch import nn
 
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.nn.build import build_world_model
-from gwm_model.training.batches import WindowBatches, split_anchors
+from gwm_model.training.batches import split_anchors, training_batches
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
 
@@ -34,7 +34,7 @@ def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: Tr
     if anchors.size == 0:
         return math.nan
     device = next(model.parameters()).device  # evaluated where the model lives (CPU or the training GPU)
-    batches = WindowBatches(canvas, train.context, train.horizon, device)
+    batches = training_batches(canvas, train, device)[0]
     objective = Objective(model, batches, train.objective, train.masking, train.target_space)
     generator = torch.Generator(device=device).manual_seed(seed)
     total, weight = 0.0, 0

@@ -25,6 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from gwm_model.canvas.canvas import Canvas
+from gwm_model.training.autoregression import (
+    ARFit,
+    ar_field,
+    fit_ar,
+    scalar_values,
+    training_values,
+    visible_from,
+)
 
 _MATRICES = ("design", "obs_intercept", "obs_cov", "transition", "state_intercept", "selection", "state_cov")
 
@@ -45,20 +53,6 @@ def window_steps(canvas: Canvas, anchors: Iterable[int], context: int, horizon: 
         raise ValueError(f"anchor step(s) {bad[:5].tolist()} leave no full window of {context}+{horizon} steps "
                          f"on a {canvas.num_steps}-step canvas. Fix: use anchors in {first}..{last}")
     return anchors, anchors[:, None] + step_offsets(context, horizon)[None, :]
-
-
-def visible_from(canvas: Canvas) -> np.ndarray:
-    """``(T, F)`` first anchor step at which each cell is visible (``T`` where never): visible at ``t`` iff ``<= t``."""
-    return np.searchsorted(canvas.axis.cutoffs_us, canvas.available_us, side="right").astype(np.int64)
-
-
-def scalar_values(canvas: Canvas) -> np.ndarray:
-    """``(T, F)`` float64 normalised values of the scalar fields; NaN where absent and for vector fields."""
-    scalar = np.asarray(canvas.slots) == 1
-    out = np.full(canvas.presence.shape, np.nan)
-    out[:, scalar] = canvas.values[:, canvas.offsets[:-1][scalar]]
-    out[~canvas.presence] = np.nan
-    return out
 
 
 @dataclass(frozen=True)
@@ -96,14 +90,6 @@ def _last_visible(canvas: Canvas) -> np.ndarray:
     return np.maximum.accumulate(last[:T], axis=0)
 
 
-def _training(canvas: Canvas, train_end_step: int) -> np.ndarray:
-    """``(train_end_step + 1, F)`` scalar values visible at the cutoff of ``train_end_step``, NaN elsewhere."""
-    if not 0 <= train_end_step < canvas.num_steps:
-        raise ValueError(f"train_end_step {train_end_step} is outside the canvas (0..{canvas.num_steps - 1})")
-    end = train_end_step + 1
-    return np.where(visible_from(canvas)[:end] <= train_end_step, scalar_values(canvas)[:end], np.nan)
-
-
 def _broadcast(per_anchor: np.ndarray, length: int) -> np.ndarray:
     return np.repeat(per_anchor[:, None, :], length, axis=1).astype(np.float32)
 
@@ -125,82 +111,10 @@ def mean_forecast(canvas: Canvas, anchors: Iterable[int], context: int, horizon:
                   train_end_step: int) -> np.ndarray:
     """Every window cell gets its field's mean over the training data (visible at ``train_end_step``)."""
     anchors, steps = window_steps(canvas, anchors, context, horizon)
-    train = _training(canvas, train_end_step)
+    train = training_values(canvas, train_end_step)
     count = np.isfinite(train).sum(axis=0)
     mean = np.where(count > 0, np.nansum(train, axis=0) / np.maximum(count, 1), np.nan)
     return _broadcast(np.broadcast_to(mean, (anchors.size, mean.size)), steps.shape[1])
-
-
-@dataclass(frozen=True)
-class ARFit:
-    """An AR(p) with intercept on one field's observation sequence, in normalised units."""
-
-    intercept: float
-    coef: np.ndarray  # (p,), lag 1 first
-    spacing: float  # typical canvas steps between the field's observations
-    n_obs: int
-
-
-def fit_ar(canvas: Canvas, train_end_step: int, order: int = 3, min_obs: int | None = None) -> dict[int, ARFit]:
-    """Least-squares AR(``order``) per scalar field on its training observations, in step order.
-
-    Training observations: present cells at steps ``<= train_end_step`` visible at its cutoff.
-    Fields with fewer than ``min_obs`` (default ``5 * (order + 1)``) are left out (persistence).
-    """
-    if order < 1:
-        raise ValueError(f"AR order must be >= 1, got {order}")
-    min_obs = 5 * (order + 1) if min_obs is None else max(int(min_obs), order + 2)
-    train = _training(canvas, train_end_step)
-    fits: dict[int, ARFit] = {}
-    for f in range(train.shape[1]):
-        steps = np.flatnonzero(np.isfinite(train[:, f]))
-        if steps.size < min_obs:
-            continue
-        y = train[steps, f]
-        lags = [y[order - k:y.size - k] for k in range(1, order + 1)]
-        X = np.column_stack([np.ones(y.size - order), *lags])
-        beta = np.linalg.lstsq(X, y[order:], rcond=None)[0]
-        if np.all(np.isfinite(beta)):
-            fits[f] = ARFit(float(beta[0]), beta[1:].copy(), float(np.median(np.diff(steps))), int(steps.size))
-    return fits
-
-
-def _ar_weights(fit: ARFit, periods: int) -> tuple[np.ndarray, np.ndarray]:
-    """Forecast ``j`` periods ahead = ``W[j] @ lags + C[j]`` for ``j = 0..periods`` (lags: latest first)."""
-    p = fit.coef.size
-    W, C = np.zeros((periods + 1, p)), np.zeros(periods + 1)
-    hist_w, hist_c = np.eye(p), np.zeros(p)  # rows: forecasts j-1, j-2, ..., j-p
-    W[0, 0] = 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for j in range(1, periods + 1):
-            W[j], C[j] = fit.coef @ hist_w, fit.intercept + fit.coef @ hist_c
-            hist_w, hist_c = np.vstack([W[j], hist_w[:-1]]), np.concatenate([[C[j]], hist_c[:-1]])
-    return W, C
-
-
-def _ar_field(y_all: np.ndarray, vis_all: np.ndarray, fit: ARFit, anchors: np.ndarray,
-              steps: np.ndarray) -> np.ndarray:
-    """``(n, L)`` AR forecasts of one field; persistence at or before the last visible observation."""
-    obs = np.flatnonzero(np.isfinite(y_all))
-    y, vis, p = y_all[obs], vis_all[obs], fit.coef.size
-    by_vis = np.argsort(vis, kind="stable")
-    count = np.searchsorted(vis[by_vis], anchors, side="right")  # observations visible at each anchor
-    last = np.where(count > 0, np.maximum.accumulate(by_vis)[np.maximum(count - 1, 0)], -1)
-    lags = np.zeros((anchors.size, p))
-    prefix = (last == count - 1) & (count >= p)  # the visible observations are the first `count`
-    lags[prefix] = y[last[prefix, None] - np.arange(p)]
-    for i in np.flatnonzero(~prefix & (count >= p)):  # a later observation published before an earlier one
-        lags[i] = y[np.flatnonzero(vis <= anchors[i])[-p:][::-1]]
-    short = count < p
-    lags[short, 0] = np.where(last[short] >= 0, y[np.maximum(last[short], 0)], np.nan)
-    ahead = steps - np.where(last >= 0, obs[np.maximum(last, 0)], 0)[:, None]  # canvas steps after it
-    periods = np.where(ahead > 0, np.maximum(1, np.floor(ahead / fit.spacing + 0.5)), 0).astype(np.int64)
-    periods[short] = 0
-    W, C = _ar_weights(fit, int(periods.max(initial=0)))
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.einsum("nlp,np->nl", W[periods], lags) + C[periods]
-    out[last < 0] = np.nan
-    return np.where(np.isfinite(out), out, np.nan)
 
 
 def ar_forecast(canvas: Canvas, anchors: Iterable[int], context: int, horizon: int, train_end_step: int,
@@ -218,7 +132,7 @@ def ar_forecast(canvas: Canvas, anchors: Iterable[int], context: int, horizon: i
     fits = fit_ar(canvas, train_end_step, order, min_obs) if fits is None else fits
     y, vis = scalar_values(canvas), visible_from(canvas)
     for f, fit in fits.items():
-        out[:, :, f] = _ar_field(y[:, f], vis[:, f], fit, anchors, steps)
+        out[:, :, f] = ar_field(y[:, f], vis[:, f], fit, anchors, steps)
     return out
 
 
@@ -292,7 +206,7 @@ def dfm_forecast(canvas: Canvas, anchors: Iterable[int], context: int, horizon: 
 
     anchors, steps = window_steps(canvas, anchors, context, horizon)
     out = np.full((anchors.size, steps.shape[1], len(canvas.slots)), np.nan, dtype=np.float32)
-    train = _training(canvas, train_end_step)
+    train = training_values(canvas, train_end_step)
     count = np.isfinite(train).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns

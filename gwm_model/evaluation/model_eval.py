@@ -29,7 +29,7 @@ import torch
 from gwm_model.canvas.normalise import MIN_NORM_CELLS
 from gwm_model.evaluation.baselines import baseline_forecasts
 from gwm_model.evaluation.forecastable import CLASSICAL, forecastable_groups, forecastable_summary
-from gwm_model.evaluation.gate import apply_gate, fit_gate
+from gwm_model.evaluation.gate import apply_stacked_gate, fit_stacked_gate
 from gwm_model.evaluation.headline import MIN_GROUP_CELLS, group_headline
 from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
@@ -39,6 +39,7 @@ from gwm_model.training.steps import Objective
 
 MODEL = "model"
 RAW = "model_raw"  # the network's forecast before the gate (an ablation row)
+BASE = "model_base"  # the model's own base forecast, before the network's correction (an ablation row)
 NAIVE = "naive"
 MIN_TRAIN_CELLS = MIN_NORM_CELLS  # fewer training cells, and a field's normalisation and scores are noise
 
@@ -60,7 +61,8 @@ class Evaluation:
     naive: dict[str, str] = field(default_factory=dict)  # field -> persistence | climatology
     excluded: dict[str, str] = field(default_factory=dict)  # field -> why it is not scored
     trace: dict[str, dict[str, list]] = field(default_factory=dict)  # one step ahead, per most-observed field
-    gate: dict[str, float] = field(default_factory=dict)  # field -> weight of the model's correction to naive
+    gate: dict[str, float] = field(default_factory=dict)  # field -> weight of the network's correction to its base
+    gate_base: dict[str, float] = field(default_factory=dict)  # field -> weight of the model's base forecast over naive
 
     def to_dict(self) -> dict[str, object]:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -69,7 +71,7 @@ class Evaluation:
 
         return {"summary": self.summary, "forecasts": records(self.forecasts), "imputation": records(self.imputation),
                 "residual_std": self.residual_std, "naive": self.naive, "excluded": self.excluded,
-                "trace": self.trace, "gate": self.gate}
+                "trace": self.trace, "gate": self.gate, "gate_base": self.gate_base}
 
 
 def _subsample(anchors: np.ndarray, limit: int | None) -> np.ndarray:
@@ -100,6 +102,15 @@ def model_forecasts(objective: Objective, batches: WindowBatches, anchors: np.nd
     usable = scalar & objective.model_fields.cpu().numpy()
     pred[..., ~usable] = np.nan
     return pred
+
+
+def base_forecasts(batches: WindowBatches, anchors: np.ndarray) -> np.ndarray | None:
+    """``(n, L, F)`` the model's base forecast of each scalar field (NaN where it has none); None without a base."""
+    if batches.base is None or batches.base.kind == "persistence":
+        return None
+    first_slot = torch.from_numpy(batches.canvas.offsets[:-1]).to(batches.device)
+    parts = [batches(anchors[lo:lo + 256])["base"][..., first_slot].cpu().numpy() for lo in range(0, anchors.size, 256)]
+    return np.concatenate(parts) if parts else None
 
 
 def _truth(batches: WindowBatches, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,10 +150,12 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
                    baselines: Sequence[str] = ("persistence", "ar", "dfm"), max_anchors: int | None = 300,
                    imputation_fields: Sequence[str] | None = None, max_imputation_fields: int = 6,
                    samples: int = 8, sample_steps: int = 10, dfm_options: dict | None = None,
-                   validation_anchors: np.ndarray | None = None,
+                   validation_anchors: np.ndarray | None = None, validation_batches: WindowBatches | None = None,
                    min_train_cells: int = MIN_TRAIN_CELLS) -> Evaluation:
     """Scores of the model, the naive forecasts and ``baselines`` on ``anchors`` (subsampled evenly to
-    ``max_anchors``); each field's naive forecaster is chosen on ``validation_anchors`` (none: persistence)."""
+    ``max_anchors``); each field's naive forecaster is chosen on ``validation_anchors`` (none: persistence), and the
+    gate is fitted there with ``validation_batches`` (default ``batches``: pass the windows whose base forecast was
+    fitted before validation when ``batches``' base was refitted up to ``train_end``)."""
     canvas = batches.canvas
     anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
     if anchors.size == 0:
@@ -166,12 +179,16 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     predictions.update(made)
     groups = [field_group(p) for p in canvas.paths]
     offsets = batches.step_offset.cpu().numpy().tolist()
-    gate = _validation_gate(objective, batches, validation_anchors, max_anchors, train_end_step, outputs,
-                            use_climatology, samples, sample_steps)
+    gate_base, gate = _validation_gate(objective, validation_batches or batches, validation_anchors, max_anchors,
+                                       train_end_step, outputs, use_climatology, samples, sample_steps)
     ahead = np.asarray(offsets) >= 0
+    base = base_forecasts(batches, anchors)
     predictions[RAW] = predictions[MODEL]
     predictions[MODEL] = predictions[RAW].copy()
-    predictions[MODEL][:, ahead] = apply_gate(predictions[RAW][:, ahead], predictions[NAIVE][:, ahead], gate)
+    predictions[MODEL][:, ahead] = apply_stacked_gate(predictions[RAW][:, ahead], None if base is None else
+                                                      base[:, ahead], predictions[NAIVE][:, ahead], gate_base, gate)
+    if base is not None:
+        predictions[BASE] = np.where(np.isfinite(predictions[RAW]), base, np.nan)
     table = _scores(truth, scored, predictions, groups, offsets, NAIVE)
     against_persistence = _scores(truth, scored, predictions, groups, offsets, PERSISTENCE)
     table["skill_persistence"] = against_persistence["skill"].to_numpy()
@@ -207,16 +224,18 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     kept = [canvas.paths[f] for f in np.flatnonzero(outputs) if canvas.paths[f] in naive]
     return Evaluation(table, imputation, residual, summary, naive={p: naive[p] for p in kept}, excluded=excluded,
                       trace=_trace(canvas, anchors, offsets, truth, scored, predictions),
-                      gate={p: float(gate[canvas.field_index(p)]) for p in kept})
+                      gate={p: float(gate[canvas.field_index(p)]) for p in kept},
+                      gate_base={p: float(gate_base[canvas.field_index(p)]) for p in kept})
 
 
 def _validation_gate(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,
                      max_anchors: int | None, train_end_step: int, outputs: np.ndarray, use_climatology: np.ndarray,
-                     samples: int, sample_steps: int) -> np.ndarray:
-    """``(F,)`` :func:`~gwm_model.evaluation.gate.fit_gate` weights on the validation windows (0 without them)."""
+                     samples: int, sample_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(F,)`` :func:`~gwm_model.evaluation.gate.fit_stacked_gate` weights ``(base, correction)`` on the validation
+    windows (0 without them)."""
     canvas = batches.canvas
     if anchors is None or not len(anchors):
-        return np.zeros(len(canvas.paths))
+        return np.zeros(len(canvas.paths)), np.zeros(len(canvas.paths))
     anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
     truth, present, visible = _truth(batches, anchors)
     ahead = batches.step_offset.cpu().numpy() >= 0
@@ -225,7 +244,8 @@ def _validation_gate(objective: Objective, batches: WindowBatches, anchors: np.n
     made = baseline_forecasts(canvas, anchors, batches.context, batches.horizon, train_end_step,
                               models=("persistence", "mean"))
     naive = np.where(use_climatology[None, None, :], made["mean"], made["persistence"])
-    return fit_gate(model, naive, truth, scored)
+    return fit_stacked_gate(model, base_forecasts(batches, anchors), naive, truth, scored,
+                            groups=[field_group(p) for p in canvas.paths])
 
 
 def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistence", "ar", "dfm"),
@@ -235,9 +255,10 @@ def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistenc
     trainer = fitted.trainer
     if not trainer.split.test.size:
         return None
-    return evaluate_model(trainer.objective, trainer.batches, trainer.split.test, trainer.split.train_end_step,
+    return evaluate_model(trainer.objective, trainer.serving_batches, trainer.split.test, trainer.split.train_end_step,
                           baselines=baselines, max_anchors=max_anchors, samples=trainer.config.diffusion_samples,
-                          sample_steps=trainer.config.diffusion_steps, validation_anchors=trainer.split.val)
+                          sample_steps=trainer.config.diffusion_steps, validation_anchors=trainer.split.val,
+                          validation_batches=trainer.batches)
 
 
 def _trace(canvas, anchors: np.ndarray, offsets: list[int], truth: np.ndarray, scored: np.ndarray,

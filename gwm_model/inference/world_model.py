@@ -15,7 +15,7 @@ in the field's transformed units (``transform`` column). ``forecast`` returns th
 horizons 1..H from one or many origins, with each field's naive forecast beside the model's
 (:mod:`gwm_model.evaluation.naive`: persistence or climatology, chosen on the validation windows).
 Predicted cells at and after the as-of step go through the checkpoint's do-no-harm gate
-(:mod:`gwm_model.evaluation.gate`): ``naive + w * (network - naive)`` per field. The uncertainty is
+(:mod:`gwm_model.evaluation.gate`): ``naive + a * (base - naive) + b * (network - base)`` per field. The uncertainty is
 the spread of diffusion samples for a diffusion model, and for a masked model the residual spread
 of the gated forecast measured per field and horizon on the held-out test windows at training time.
 """
@@ -39,15 +39,16 @@ from gwm_model.canvas.observations import as_frame
 from gwm_model.canvas.timeaxis import TimeAxis, make_time_axis
 from gwm_model.evaluation.naive import PERSISTENCE, choose_naive
 from gwm_model.inference.frames import observations_table
+from gwm_model.inference.gating import Z90, apply_checkpoint_gate
 from gwm_model.inference.naive_values import naive_from_origins
 from gwm_model.inference.steps import forecast_fields, nearest_spread, step_start, step_starts
 from gwm_model.nn.model import WorldModelNet
+from gwm_model.training.autoregression import BaseForecast
 from gwm_model.training.batches import split_anchors
 from gwm_model.training.checkpoint import load_model
 from gwm_model.training.objectives import MaskingConfig
 from gwm_model.training.steps import STEP_DAYS, Objective
 
-Z90 = 1.6448536269514722
 FORECAST_COLUMNS = ["as_of", "field_path", "target_ts", "target_end", "horizon", "mean", "std", "q05", "q95",
                     "naive", "naive_method", "last_observed", "transform"]
 
@@ -89,6 +90,7 @@ class WorldModel:
         self.objective_kind = train.get("objective", "masked")
         self.target_space = train.get("target_space", "level")  # checkpoints from before change space: level
         self.change_scale = manifest.get("change_scale")
+        self.base = BaseForecast.from_dict(manifest.get("base_forecast"))  # None: checkpoints from before the base
         self.context, self.horizon = int(train["context"]), int(train["horizon"])
         self.val_fraction = float(train.get("val_fraction", 0.15))
         described = manifest["canvas"]
@@ -276,18 +278,25 @@ class WorldModel:
         objective = Objective(self.net, _Frame(canvas, self.context, self.horizon, self.device), self.objective_kind,
                               MaskingConfig(), self.target_space, self.change_scale)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        residual = self.manifest.get("evaluation", {}).get("residual_std", {})
+        residual = (self.manifest.get("evaluation") or {}).get("residual_std", {})
         offsets = np.arange(-(self.context - 1), self.horizon + 1)
         spread = np.array([[nearest_spread(residual.get(p, {}), int(o)) for p in fields] for o in offsets], dtype=float)
         self.net.eval()
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("steps", "visible", "observed", "mean", "std", "q05",
-                                                               "q95")}
+                                                               "q95", "base")}
         origin_us = origins.astype("datetime64[us]").astype(np.int64)
         for lo in range(0, anchors.size, chunk):
             windows = [self._window(canvas, int(a), int(u)) for a, u in
                        zip(anchors[lo:lo + chunk], origin_us[lo:lo + chunk], strict=True)]
             batch = {k: torch.from_numpy(np.stack([w[0][k] for w in windows])).to(self.device)
                      for k in windows[0][0]}
+            base = None if self.base is None else self.base.forecast_compact(
+                canvas, anchors[lo:lo + chunk], origin_us[lo:lo + chunk], offsets)  # from what each origin had
+            if base is not None:
+                slots = np.full((*base[1].shape[:2], int(canvas.offsets[-1])), np.nan, dtype=np.float32)
+                slots[..., canvas.offsets[base[0]]] = base[1]
+                batch["base"] = torch.from_numpy(slots).to(self.device)
+                parts["base"].append(slots[..., slot].astype(np.float64) * sd + mu)
             wanted = ~batch["visible"] & wanted_fields
             mean, draws = objective.predict(batch, batch["visible"], wanted, samples=samples, generator=generator)
             targets = batch["targets"][..., slot].cpu().numpy().astype(np.float64) * sd + mu
@@ -308,30 +317,12 @@ class WorldModel:
                 parts["std"].append(std)
                 parts["q05"].append(m - Z90 * std)
                 parts["q95"].append(m + Z90 * std)
+        base = np.concatenate(parts.pop("base")) if parts["base"] else None
         joined = {k: np.concatenate(v) for k, v in parts.items()}
         naive, last_step = naive_from_origins(canvas, self.stats, self.naive_methods(), fields, anchors, origin_us)
-        self._gate(joined, naive, fields, diffusion=self.objective_kind != "masked")
+        apply_checkpoint_gate(joined, base, naive, fields, self.manifest.get("evaluation") or {}, self.context,
+                              diffusion=self.objective_kind != "masked")
         return _Prediction(anchors=anchors, naive=naive, last_step=last_step, **joined)
-
-    def _gate(self, out: dict[str, np.ndarray], naive: np.ndarray, fields: list[str], diffusion: bool) -> None:
-        """The evaluation's do-no-harm gate on the cells at and after the anchor (in place): ``naive + w * (model -
-        naive)`` per field (:mod:`gwm_model.evaluation.gate`); a checkpoint without one keeps the model's forecast,
-        and a field the gate was not fitted for (too little history to score) gets the naive forecast (``w = 0``).
-        The masked model's spread is the gated forecast's measured residual; diffusion samples shrink with ``w``."""
-        gate = (self.manifest.get("evaluation") or {}).get("gate")
-        if not gate:
-            return
-        w = np.array([float(gate.get(p, 0.0)) for p in fields])
-        known = np.isfinite(naive)[:, None, :]
-        w_cells = np.where(known, w[None, None, :], 1.0) * np.ones_like(out["mean"])  # no naive: nothing to fall to
-        w_cells[:, :self.context - 1, :] = 1.0  # late releases inside the context are not gated
-        base = np.where(known, naive[:, None, :], 0.0)
-        for key in ("mean", "q05", "q95") if diffusion else ("mean",):
-            out[key] = base + w_cells * (out[key] - base)
-        if diffusion:
-            out["std"] = out["std"] * w_cells
-        else:
-            out["q05"], out["q95"] = out["mean"] - Z90 * out["std"], out["mean"] + Z90 * out["std"]
 
     def predict(self, fields: Sequence[str] | str | None = None, horizon: int | None = None,
                 samples: int = 32, seed: int = 0) -> pd.DataFrame:

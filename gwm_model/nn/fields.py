@@ -78,7 +78,7 @@ class FieldDecoder(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, channels)
-        nn.init.zeros_(self.head.weight)  # an untrained model predicts exactly persistence (see WorldModelNet)
+        nn.init.zeros_(self.head.weight)  # an untrained model predicts exactly its base forecast (see WorldModelNet)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, tokens: torch.Tensor, token_slots: torch.Tensor, num_slots: int) -> torch.Tensor:

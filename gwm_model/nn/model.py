@@ -2,10 +2,11 @@
 
 The network predicts, for every value slot of a window, its value; objectives decide which cells it
 sees (visible), which carry noise (diffusion) and which are scored. The prediction is a departure
-from persistence: each cell starts at its field's latest visible value in the window (carried
-forward, with its age fed to the encoder) and the decoder adds the learned correction, so a
-series whose best forecast is its last value costs the model nothing to get right and every
-parameter is spent on what persistence misses. It holds its geometry (the
+from a base forecast: each cell starts at its field's latest visible value in the window (carried
+forward, with its age fed to the encoder) or, at and after the anchor when a base is given, at the
+field's own AR forecast from its whole published history; the decoder adds the learned correction, so
+a series whose best forecast is its last value (or its autoregression) costs the model nothing to get
+right and every parameter is spent on what the base misses. It holds its geometry (the
 :class:`TokenPlan`) and its fields' text embeddings as buffers, so a checkpoint of it is complete.
 """
 
@@ -126,16 +127,22 @@ class WorldModelNet(nn.Module):
 
     def forward(self, values: torch.Tensor, visible: torch.Tensor, step_offset: torch.Tensor,
                 day_of_year: torch.Tensor, noised: torch.Tensor | None = None,
-                timestep: torch.Tensor | None = None, correction_scale: torch.Tensor | None = None) -> torch.Tensor:
+                timestep: torch.Tensor | None = None, correction_scale: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted slot values ``(B, L, S)``.
 
         ``values`` ``(B, L, S)``: visible cells hold their value, noised cells their noisy value,
         everything else must be zero. ``visible``/``noised`` ``(B, L, F)`` bool over canvas fields.
         ``timestep`` ``(B,)`` diffusion time in [0, 1] (None for the masked objective). ``correction_scale``
-        ``(S,)`` multiplies the decoder's correction per slot (change space; None: 1).
+        ``(S,)`` multiplies the decoder's correction per slot (change space; None: 1). ``base`` ``(B, L, S)``: where a
+        cell's prediction starts instead of the carried value (a field's AR forecast from its whole published
+        history, see :class:`~gwm_model.training.autoregression.BaseForecast`); NaN keeps the carried value. The
+        encoder reads the start value too, so the network sees the base forecast it corrects.
         """
         B, L, S = values.shape
         carried, age = carry_forward(values, visible, self.slot_field)
+        if base is not None:
+            carried = torch.where(torch.isnan(base), carried, base.to(carried.dtype))
         padded = torch.cat([values, values.new_zeros(B, L, 1)], dim=-1)
         cells = padded[..., self.token_slots]                                      # (B, L, P, C)
         carried_cells = torch.cat([carried, carried.new_zeros(B, L, 1)], dim=-1)[..., self.token_slots]

@@ -2,7 +2,9 @@
 
 :class:`WindowBatches` returns exactly what :class:`gwm_model.canvas.windows.CanvasWindows` returns
 per sample (same visibility rule: a cell is visible iff published before the anchor step's cutoff),
-stacked for a list of anchors at once, plus the time features the model reads.
+stacked for a list of anchors at once, plus the time features the model reads, and with a
+:class:`~gwm_model.training.autoregression.BaseForecast` each window's base values (where the model's
+prediction starts at and after the anchor), computed once for every anchor of the canvas.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from gwm_model.canvas.canvas import Canvas
+from gwm_model.training.autoregression import BaseForecast
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ def split_anchors(canvas: Canvas, context: int, horizon: int, val_fraction: floa
 class WindowBatches:
     """Batches of windows of ``context + horizon`` steps (see the module docstring)."""
 
-    def __init__(self, canvas: Canvas, context: int, horizon: int, device: torch.device | str = "cpu") -> None:
-        self.canvas, self.context, self.horizon = canvas, context, horizon
+    def __init__(self, canvas: Canvas, context: int, horizon: int, device: torch.device | str = "cpu",
+                 base: BaseForecast | None = None) -> None:
+        self.canvas, self.context, self.horizon, self.base = canvas, context, horizon, base
         self.device = torch.device(device)
         self.values = torch.from_numpy(np.ascontiguousarray(canvas.values, dtype=np.float32)).to(self.device)
         self.presence = torch.from_numpy(np.ascontiguousarray(canvas.presence)).to(self.device)
@@ -75,6 +79,14 @@ class WindowBatches:
         doy = (days - year_start).astype(np.float32) / 365.25
         self.day_of_year = torch.from_numpy(doy).to(self.device)
         self.step_offset = torch.arange(-(context - 1), horizon + 1, device=self.device)
+        self._base_table = self._base_slots = None
+        first, last = context - 1, canvas.num_steps - horizon - 1
+        if base is not None and base.kind != "persistence" and last >= first:
+            anchors = np.arange(first, last + 1)
+            fields, table = base.forecast_compact(canvas, anchors, canvas.axis.cutoffs_us[anchors] - 1,  # available <
+                                                  self.step_offset.cpu().numpy())                    # the cutoff
+            self._base_table = torch.from_numpy(table).to(self.device)
+            self._base_slots = torch.from_numpy(canvas.offsets[fields]).to(self.device)
 
     @property
     def window(self) -> int:
@@ -83,7 +95,8 @@ class WindowBatches:
     def __call__(self, anchors: np.ndarray | torch.Tensor, input_fields: torch.Tensor | None = None
                  ) -> dict[str, torch.Tensor]:
         """``inputs``/``targets`` ``(B, L, S)``, ``visible``/``present`` ``(B, L, F)``, ``loss_weight``
-        ``(B, F)``, ``day_of_year`` ``(B, L)``, ``anchor`` ``(B,)``. ``input_fields`` ``(F,)`` bool
+        ``(B, F)``, ``day_of_year`` ``(B, L)``, ``anchor`` ``(B,)``; with a base forecast also ``base`` ``(B, L, S)``
+        (NaN where a cell has none). ``input_fields`` ``(F,)`` bool
         restricts which fields may be visible at all (held-out-field evaluation)."""
         anchor = torch.as_tensor(np.asarray(anchors), dtype=torch.long, device=self.device)
         steps = anchor[:, None] + self.step_offset[None, :]
@@ -91,6 +104,37 @@ class WindowBatches:
         visible = self.available[steps] < self.cutoffs[anchor][:, None, None]
         if input_fields is not None:
             visible &= input_fields.to(self.device)
-        return {"inputs": targets * visible[..., self.slot_field], "targets": targets, "visible": visible,
-                "present": self.presence[steps], "loss_weight": self.loss_weight.expand(anchor.numel(), -1),
-                "day_of_year": self.day_of_year[steps], "anchor": anchor}
+        batch = {"inputs": targets * visible[..., self.slot_field], "targets": targets, "visible": visible,
+                 "present": self.presence[steps], "loss_weight": self.loss_weight.expand(anchor.numel(), -1),
+                 "day_of_year": self.day_of_year[steps], "anchor": anchor}
+        if self._base_table is not None:
+            base = torch.full_like(targets, float("nan"))
+            base[..., self._base_slots] = self._base_table[anchor - (self.context - 1)]
+            batch["base"] = base
+        return batch
+
+
+def base_fit_end(split: WindowSplit) -> int:
+    """The last step the model's base forecast is fitted on: data visible at the first validation anchor (the
+    end of training without validation windows), so the validation windows judge it out of sample."""
+    return int(min(split.train_end_step, split.val[0])) if split.val.size else int(split.train_end_step)
+
+
+def serving_batches(batches: WindowBatches, split: WindowSplit) -> WindowBatches:
+    """``batches`` with the base forecast refitted on every training step (up to ``train_end``): what the test windows
+    and the checkpoint use once validation has judged the base fitted before it (the evaluation's AR baseline is
+    fitted on the same steps). Without a base, ``batches`` itself."""
+    base = batches.base
+    if base is None or base.kind == "persistence" or base.fit_end_step == split.train_end_step:
+        return batches
+    refit = BaseForecast.fit(batches.canvas, split.train_end_step, base.kind, base.order)
+    return WindowBatches(batches.canvas, batches.context, batches.horizon, batches.device, refit)
+
+
+def training_batches(canvas: Canvas, config, device: torch.device | str = "cpu",
+                     split: WindowSplit | None = None) -> tuple[WindowBatches, WindowSplit]:
+    """``config``'s (a :class:`~gwm_model.training.config.TrainConfig`) windows of ``canvas`` and their split, with the
+    base forecast it asks for fitted on the training steps."""
+    split = split or split_anchors(canvas, config.context, config.horizon, config.val_fraction)
+    base = BaseForecast.fit(canvas, base_fit_end(split), config.base_forecast, config.base_order)
+    return WindowBatches(canvas, config.context, config.horizon, device, base), split

@@ -1,6 +1,7 @@
 """Change space: each field's forecast correction measured in units of its own typical one-step change.
 
-The network's output is a departure from the field's latest visible value (:mod:`gwm_model.nn.model`).
+The network's output is a departure from the field's base forecast (:mod:`gwm_model.nn.model`: its AR
+forecast, or with the window-only base its latest visible value).
 In *level* space that departure and its loss are in the field's normalised level units, so a yield
 whose week-to-week change is 0.02 level-sigmas contributes almost nothing to the loss and any
 correction noise of the size the other fields need is harm 25-2,500x persistence's error (the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gwm_model.nn.model import from_known_keys
+from gwm_model.training.autoregression import BASES
 from gwm_model.training.change_scale import TARGET_SPACES
 from gwm_model.training.objectives import MaskingConfig
 
@@ -27,11 +28,20 @@ class TrainConfig:
     after ``train_end`` are the test set for evaluation. ``precision``: ``auto`` is bf16 autocast on
     CUDA and float32 on CPU. ``target_space``: ``level`` (the correction to the latest visible value in
     normalised level units) or ``change`` (in units of each field's typical one-step change, see
-    :mod:`gwm_model.training.change_scale`).
+    :mod:`gwm_model.training.change_scale`). ``start_decay``: a decoupled pull toward the weights training
+    started from (each step ``w -= lr * start_decay * (w - w_start)``, beside AdamW's ``weight_decay``
+    toward zero): a specialist forked from the trunk stays near it, so its parents' changes interfere
+    less when a join averages them (0: off; the trunk, which starts from random weights, ignores it).
+    ``base_forecast``: where the prediction of a cell at or after the anchor starts before the network's
+    correction: ``ar`` (each field's AR(``base_order``) forecast from its whole published history, fitted on the
+    training steps before validation; see :mod:`gwm_model.training.autoregression`) or ``persistence`` (the latest
+    value visible inside the window, what the model did before).
     """
 
     objective: str = "masked"
     target_space: str = "level"
+    base_forecast: str = "ar"
+    base_order: int = 3
     context: int = 24
     horizon: int = 4
     batch_size: int = 32
@@ -44,6 +54,7 @@ class TrainConfig:
     decay: str = "cosine"
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
+    start_decay: float = 0.0
     grad_clip: float = 1.0
     patience: int = 5
     min_delta: float = 1e-3
@@ -65,9 +76,12 @@ class TrainConfig:
         checks = [(self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got '{self.objective}'"),
                   (self.target_space in TARGET_SPACES,
                    f"target_space must be one of {TARGET_SPACES}, got '{self.target_space}'"),
+                  (self.base_forecast in BASES, f"base_forecast must be one of {BASES}, got '{self.base_forecast}'"),
+                  (self.base_order >= 1, f"base_order must be >= 1, got {self.base_order}"),
                   (self.window_order in ORDERS, f"window_order must be one of {ORDERS}, got '{self.window_order}'"),
                   (self.decay in DECAYS, f"decay must be one of {DECAYS}, got '{self.decay}'"),
                   (self.context >= 1 and self.horizon >= 0, "context must be >= 1 and horizon >= 0"),
+                  (self.start_decay >= 0, f"start_decay must be >= 0, got {self.start_decay}"),
                   (self.batch_size >= 1, "batch_size must be >= 1"),
                   (self.steps is None or self.steps >= 0, "steps must be >= 0 (0: do not train) or None"),
                   (self.lr > 0, "lr must be positive"),

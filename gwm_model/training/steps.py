@@ -74,14 +74,15 @@ class Objective:
         slot_field = self.batches.slot_field
         inputs = batch["targets"] * visible[..., slot_field]
         if self.kind == "masked":
-            pred = self.model(inputs, visible, offsets, batch["day_of_year"], correction_scale=self.slot_change)
+            pred = self.model(inputs, visible, offsets, batch["day_of_year"], correction_scale=self.slot_change,
+                              base=batch.get("base"))
         else:
             B = inputs.shape[0]
             t = torch.rand(B, generator=generator, device=inputs.device)
             noisy = add_noise(batch["targets"], scored, t, self.slot_scale, self.schedule, slot_field, generator)
             values = torch.where(scored[..., slot_field], noisy, inputs)
             pred = self.model(values, visible, offsets, batch["day_of_year"], noised=scored, timestep=t,
-                              correction_scale=self.slot_change)
+                              correction_scale=self.slot_change, base=batch.get("base"))
         loss, per_window = masked_loss(pred / self.slot_change, batch["targets"] / self.slot_change, scored,
                                        batch["loss_weight"], slot_field, self.batches.slots)
         return loss, per_window, scored
@@ -96,11 +97,12 @@ class Objective:
         inputs = batch["targets"] * visible[..., slot_field]
         offsets, doy = self.batches.step_offset, batch["day_of_year"]
         if self.kind == "masked":
-            return self.model(inputs, visible, offsets, doy, correction_scale=self.slot_change), None
+            return self.model(inputs, visible, offsets, doy, correction_scale=self.slot_change,
+                              base=batch.get("base")), None
 
         def denoise(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.model(values, visible, offsets, doy, noised=wanted, timestep=t,
-                              correction_scale=self.slot_change)
+                              correction_scale=self.slot_change, base=batch.get("base"))
 
         draws = ddim_sample(denoise, inputs, wanted & self.model_fields, self.slot_scale, self.schedule, slot_field,
                             n_samples=samples, n_steps=steps, generator=generator)

@@ -24,7 +24,7 @@ import torch
 
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.training import distributed
-from gwm_model.training.batches import WindowBatches, WindowSplit, split_anchors
+from gwm_model.training.batches import WindowBatches, WindowSplit, serving_batches, training_batches
 from gwm_model.training.checkpoint import FROZEN_PREFIX
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
@@ -112,9 +112,9 @@ class Trainer:
         self.config, self.canvas = config, canvas
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
-        self.batches = WindowBatches(canvas, config.context, config.horizon, self.device)
-        self.split = split or split_anchors(canvas, config.context, config.horizon, config.val_fraction)
+        self.batches, self.split = training_batches(canvas, config, self.device, split)
         self.objective = Objective(self.model, self.batches, config.objective, config.masking, config.target_space)
+        self._serving: WindowBatches | None = None
         self.ddp: torch.nn.Module | None = None
         self.train_objective = self.objective  # what fit's steps run: through the DDP wrapper in a DDP run
         if distributed.is_active():
@@ -130,6 +130,14 @@ class Trainer:
         self.loggers = list(loggers)
         use_bf16 = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+
+    @property
+    def serving_batches(self) -> WindowBatches:
+        """The windows with the base forecast refitted up to ``train_end`` (:func:`serving_batches`): for the test
+        windows and the checkpoint. ``self.batches`` (base fitted before validation) trains and validates."""
+        if self._serving is None:
+            self._serving = serving_batches(self.batches, self.split)
+        return self._serving
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -207,6 +215,7 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(config.seed + rank * distributed.RANK_SEED_STRIDE)
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        start_weights = [p.detach().clone() for p in params] if config.start_decay > 0 else None
         per_epoch = config.windows_per_epoch or split.train.size
         batches_per_epoch = max(1, math.ceil(min(per_epoch, split.train.size) / config.batch_size))
         total = config.steps if config.steps is not None else config.epochs * batches_per_epoch
@@ -247,6 +256,8 @@ class Trainer:
                 loss.backward()
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
                 optimizer.step()
+                if start_weights is not None:
+                    _pull_toward(params, start_weights, scheduler.get_last_lr()[0] * config.start_decay)
                 scheduler.step()
                 self._sync()
                 t3 = time.perf_counter()
@@ -301,3 +312,11 @@ class Trainer:
         for logger in self.loggers:
             logger.finish(summary)
         return history
+
+
+@torch.no_grad()
+def _pull_toward(params: list[torch.Tensor], start: list[torch.Tensor], rate: float) -> None:
+    """``start_decay``: move every parameter ``rate`` (at most all) of the way back to where training started."""
+    rate = min(rate, 1.0)
+    for p, p0 in zip(params, start, strict=True):
+        p.sub_(rate * (p - p0))

@@ -24,7 +24,7 @@ from gwm_model.evaluation import (
     step_offsets,
     window_cells,
 )
-from gwm_model.evaluation.gate import apply_gate, fit_gate
+from gwm_model.evaluation.gate import apply_gate, apply_stacked_gate, fit_gate, fit_group_gate, fit_stacked_gate
 from gwm_model.evaluation.headline import group_headline
 from gwm_model.evaluation.model_eval import MIN_TRAIN_CELLS, without_history
 from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
@@ -390,6 +390,58 @@ def test_the_gate_closes_on_a_correction_that_paid_off_in_one_episode_only():
     only_first = scored.copy()
     only_first[30:, :, 0] = False                # cells in one block only: not enough evidence over time
     assert fit_gate(model, naive, truth, only_first)[0] == 0.0
+
+
+def test_the_stacked_gate_keeps_a_good_base_and_drops_a_noisy_correction():
+    """Field 0: the base knows the signal, the network adds noise to it (keep the base, drop the correction: one
+    weight on model - naive could do neither). Field 1: the base is noise, the network's correction recovers the
+    signal (drop the base, keep the correction). Field 2: no base anywhere (the plain gate on model - naive)."""
+    rng = np.random.default_rng(4)
+    shape = (90, 3, 3)
+    naive, signal = rng.normal(size=shape), rng.normal(size=shape)
+    truth = naive + signal
+    base = naive + signal
+    base[..., 1] = naive[..., 1] + rng.normal(size=shape[:2])
+    base[..., 2] = np.nan
+    model = base + 2.0 * rng.normal(size=shape)
+    model[..., 1] = truth[..., 1] + (base[..., 1] - naive[..., 1])  # corrects the base's noise back to the signal
+    model[..., 2] = naive[..., 2] + signal[..., 2]
+    scored = np.ones(shape, dtype=bool)
+    a, b = fit_stacked_gate(model, base, naive, truth, scored)
+    assert a[0] == pytest.approx(1.0) and b[0] == 0.0
+    assert a[1] < 0.1 and b[1] > 0.9
+    assert a[2] == 0.0 and b[2] == pytest.approx(1.0)
+    single = fit_gate(model, naive, truth, scored)[0]
+    assert single < 0.5  # the single weight gives the good base away with the noise
+    gated = apply_stacked_gate(model, base, naive, a, b)
+    single_gated = apply_gate(model, naive, np.full(3, single))
+    assert np.mean((gated[..., 0] - truth[..., 0]) ** 2) < 0.01
+    assert np.mean((single_gated[..., 0] - truth[..., 0]) ** 2) > 0.3
+    np.testing.assert_allclose(gated[..., 2], naive[..., 2] + b[2] * signal[..., 2])
+    np.testing.assert_allclose(apply_stacked_gate(model, None, naive, a, b), apply_gate(model, naive, b))
+
+
+def test_the_group_gate_pools_short_fields_and_the_block_cap_keeps_half_of_each_blocks_gain():
+    """Twenty short fields whose base carries a weak signal: one field's few cells cannot show in every block that
+    it helps, the group's pooled cells can. A correction that helps in every block but less in the last is capped
+    (kept, not closed) where it still earns half of that block's best gain."""
+    rng = np.random.default_rng(5)
+    shape = (60, 1, 20)
+    naive, signal = rng.normal(size=shape), 0.4 * rng.normal(size=shape)
+    truth = naive + signal + rng.normal(size=shape)
+    base = naive + signal
+    scored = rng.random(shape) < 0.5  # ~30 cells per field, ~10 per block
+    per_field = fit_gate(base, naive, truth, scored)
+    pooled = fit_group_gate(base, naive, truth, scored, ["macro"] * 20)
+    assert (per_field < 0.2).sum() >= 5 and np.ptp(per_field) > 0.5  # noisy, often closed
+    assert np.all(pooled == pooled[0]) and pooled[0] > 0.5
+    assert (fit_group_gate(naive + rng.normal(size=shape), naive, truth, scored, ["macro"] * 20) < 0.1).all()
+    # one field, three blocks whose own weights are 1.0, 1.0 and 0.4: pooled 0.8, capped at 0.4 (1 + 1/sqrt 2)
+    correction = np.ones((90, 1, 1))
+    target = np.concatenate([np.full(30, 1.0), np.full(30, 1.0), np.full(30, 0.4)])[:, None, None]
+    weight = fit_gate(correction, np.zeros_like(correction), target, np.ones_like(correction, dtype=bool))[0]
+    assert weight == pytest.approx(0.4 * (1 + 1 / np.sqrt(2)))
+    assert fit_gate(correction, np.zeros_like(correction), -target, np.ones_like(correction, dtype=bool))[0] == 0.0
 
 
 # forecastable groups: where a classical model beats naive on validation -------------------------------

@@ -538,6 +538,27 @@ def test_curriculum_window_orders_drive_training(synthetic, order, monkeypatch):
         assert measured.sum() >= 48 and (strategy.losses[measured] >= 0).all()  # per-window losses fed back
 
 
+def test_start_decay_keeps_a_fine_tuned_model_near_where_it_started(synthetic):
+    """The pull toward the starting weights shrinks the drift from them (what a join's average then
+    interferes with), and at zero it is exactly the plain optimiser."""
+    def drift(**kw):
+        model = tiny_model(synthetic)
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        Trainer(model, synthetic[2], train_config(steps=12, patience=100, **kw)).fit()
+        return sum(float((v - start[k]).pow(2).sum()) for k, v in model.state_dict().items()
+                   if v.is_floating_point()) ** 0.5, model
+
+    plain, plain_model = drift()
+    off, off_model = drift(start_decay=0.0)
+    pulled, _ = drift(start_decay=200.0)
+    assert off == pytest.approx(plain, rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(plain_model.state_dict().values(), off_model.state_dict().values(),
+                                                 strict=True))
+    assert 0 < pulled < 0.5 * plain
+    with pytest.raises(ValueError, match="start_decay"):
+        train_config(start_decay=-1.0)
+
+
 def test_early_stopping_stops_when_validation_stalls(synthetic):
     config = train_config(steps=None, epochs=50, lr=1e-9, warmup_steps=0, patience=1, min_epochs=1,
                           windows_per_epoch=32)
