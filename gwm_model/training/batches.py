@@ -110,6 +110,8 @@ class WindowBatches:
         if self._base_table is not None:
             base = torch.full_like(targets, float("nan"))
             base[..., self._base_slots] = self._base_table[anchor - (self.context - 1)]
+            if input_fields is not None:  # a field the model may not see has no base from its own history either
+                base = torch.where(input_fields.to(self.device)[self.slot_field], base, float("nan"))
             batch["base"] = base
         return batch
 

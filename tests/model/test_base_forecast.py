@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from gwm_model.evaluation import ar_forecast, fit_ar, step_offsets
 from gwm_model.inference import WorldModel
@@ -46,6 +47,11 @@ def test_the_base_is_the_baselines_ar_with_the_same_fit(monthly):
     assert np.isnan(got[:, ~ahead]).all()  # before the anchor the model starts from the window's own values
     assert WindowBatches(monthly, CONTEXT, HORIZON, base=BaseForecast.fit(monthly, 150, "persistence"))(
         anchors).get("base") is None
+    # a held-out field (imputation) gets no base from its own history: it is reconstructed from the others
+    keep = torch.tensor([False, True])
+    held = batches(anchors, input_fields=keep)["base"].numpy()[..., monthly.offsets[:2]]
+    assert np.isnan(held[..., 0]).all()
+    np.testing.assert_array_equal(held[..., 1], got[..., 1])
 
 
 def test_the_base_reads_only_what_was_published_by_the_cutoff(world, monthly):
