@@ -44,7 +44,8 @@ PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
 # Ablations: seed0 with one training setting changed (same cells, same split); not part of the spread.
 ABLATIONS = {"change_space": {"target_space": "change"}, "persistence_base": {"base_forecast": "persistence"}}
 SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
-          "forecastable_group_skill", "forecastable_classical_skill")
+          "forecastable_group_skill", "forecastable_classical_skill", "worst_surviving_share",
+          "worst_forecast_surviving_share")
 
 
 def variants(axis_years: float) -> dict[str, dict[str, float]]:

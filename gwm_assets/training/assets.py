@@ -263,6 +263,7 @@ def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) 
                       f"{report.get('zero_initialised_blocks') or 'none'}",
         "merge_skipped_untrained": ", ".join(report.get("skipped", [])) or "none",
         "worst_surviving_share": number(quality.get("worst_surviving_share")),
+        "worst_forecast_surviving_share": number(quality.get("worst_forecast_surviving_share")),
         "worst_ensemble_gap": number(quality.get("worst_ensemble_gap")),
         "max_loss_barrier": number(quality.get("max_barrier")),
         "worst_child_minus_parent": number(after.get("worst_child_minus_parent")),

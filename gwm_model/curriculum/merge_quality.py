@@ -6,6 +6,9 @@ so every model is scored on the same hidden cells):
 * ``surviving_share``: of the gain ``p`` made over the fork point, the share the merged model keeps,
   ``(L_fork - L_merged) / (L_fork - L_p)`` (1: nothing lost; 0: back at the fork point); undefined
   when ``p`` gained nothing.
+* ``forecast_surviving_share``: the same share on the forecasting task alone (the loss on the cells
+  hidden by publication at the anchor, no masking draw: what the evaluation scores), so a merge that
+  keeps a parent's interpolation but loses its forecasts shows.
 * ``ensemble_gap``: ``L_merged - L_ensemble``, where the ensemble averages all parents' predictions
   (what one could get by keeping them apart); negative when the merge beats it.
 * ``barrier``: the highest loss along the straight path from ``p``'s weights to the merged weights
@@ -126,9 +129,12 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
     def measure(p: ParentView, anchors: np.ndarray, config: ModelConfig) -> dict[str, object]:
         own = p.model(p.weights, config, train, embeddings)
         merged_model = p.model(merged, config, train, embeddings)
+        fork_model = p.model(fork, config, train, embeddings)
         losses = {"parent": window_loss(own, p.canvas, anchors, train),
                   "merged": window_loss(merged_model, p.canvas, anchors, train),
-                  "fork": window_loss(p.model(fork, config, train, embeddings), p.canvas, anchors, train)}
+                  "fork": window_loss(fork_model, p.canvas, anchors, train)}
+        forecast = {k: window_loss(m, p.canvas, anchors, train, extra_hiding=False)
+                    for k, m in (("parent", own), ("merged", merged_model), ("fork", fork_model))}
         ensemble = MeanOfModels([p.model(q.weights, deeper(config, q.weights.config), train, embeddings)
                                  for q in parents])
         losses["ensemble"] = window_loss(ensemble, p.canvas, anchors, train)
@@ -144,14 +150,18 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
         barrier = max(v - ((1 - a) * path[0] + a * path[-1]) for a, v in zip(alphas, path, strict=True))
         return {"val_windows": int(anchors.size), **{f"loss_{k}": v for k, v in losses.items()},
                 "surviving_share": _share(losses["fork"], losses["parent"], losses["merged"]),
+                **{f"forecast_loss_{k}": v for k, v in forecast.items()},
+                "forecast_surviving_share": _share(forecast["fork"], forecast["parent"], forecast["merged"]),
                 "ensemble_gap": losses["merged"] - losses["ensemble"], "barrier": max(0.0, barrier),
                 "path": [{"alpha": a, "loss": v} for a, v in zip(alphas, path, strict=True)]}
 
     per_parent = _on_each_parent(parents, merged, train, max_windows, measure)
     measured = [v for v in per_parent.values() if v.get("val_windows")]
     shares = [v["surviving_share"] for v in measured if v["surviving_share"] is not None]
+    forecast_shares = [v["forecast_surviving_share"] for v in measured if v["forecast_surviving_share"] is not None]
     return {"parents": per_parent,
             "worst_surviving_share": min(shares) if shares else None,
+            "worst_forecast_surviving_share": min(forecast_shares) if forecast_shares else None,
             "worst_ensemble_gap": max((v["ensemble_gap"] for v in measured), default=None),
             "max_barrier": max((v["barrier"] for v in measured), default=None)}
 

@@ -25,6 +25,7 @@ import pandas as pd
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.evaluation.baselines import baseline_forecasts, step_offsets, window_cells
 from gwm_model.evaluation.headline import MIN_GROUP_CELLS, SIGNIFICANT
+from gwm_model.evaluation.naive import validation_fit_end
 from gwm_model.evaluation.scores import score_forecasts
 
 CLASSICAL = ("ar", "dfm")
@@ -43,7 +44,7 @@ def forecastable_groups(canvas: Canvas, anchors: np.ndarray, context: int, horiz
     cells = window_cells(canvas, anchors, context, horizon)
     offsets = step_offsets(context, horizon)
     scored = cells.hidden & (offsets >= 0)[None, :, None] & outputs[None, None, :]
-    fit_end = min(train_end_step, int(anchors.min()))  # out of sample: nothing from the validation windows
+    fit_end = validation_fit_end(anchors, train_end_step)  # out of sample: nothing from the validation windows
     made = baseline_forecasts(canvas, anchors, context, horizon, fit_end,
                               models=("persistence", "mean", *classical), **(dfm_options or {}))
     predictions = {"naive": np.where(use_climatology[None, None, :], made["mean"], made["persistence"]),

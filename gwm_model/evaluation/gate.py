@@ -12,7 +12,8 @@ one-step errors on the yields are 5-10x the naive forecast's, because any correc
 series that persistence forecasts almost perfectly is pure harm.
 
 With the model's AR base forecast (:class:`~gwm_model.training.autoregression.BaseForecast`) the gate has two
-weights, one for the base and one for the network's correction to it (:func:`fit_stacked_gate`).
+weights, one for the base and one for the network's correction to it (:func:`fit_stacked_gate`). The evaluation
+refits them at every test origin on the errors published by then (:mod:`gwm_model.evaluation.rolling_gate`).
 """
 
 from __future__ import annotations

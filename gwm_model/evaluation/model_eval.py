@@ -11,8 +11,11 @@ windows, :func:`~gwm_model.evaluation.naive.choose_naive`) and the requested ``a
 (the first two levels of the path) and per horizon (steps after the anchor; late releases inside the
 context are bucketed as ``context``; ``all`` pools the anchor step and after) the table gives MSE,
 MAE, ``skill`` against naive with a Diebold-Mariano test, and ``skill_persistence`` against
-persistence. The summary's headline is the median skill over field groups
-(:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field everywhere and
+persistence. The model's forecast is gated (do no harm) with weights refitted at each test origin on
+the validation and earlier test windows' errors published by then
+(:mod:`gwm_model.evaluation.rolling_gate`); the weights fitted on everything published by the
+canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
+over field groups (:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field everywhere and
 scores its reconstruction from the other fields against the field's training mean.
 """
 
@@ -29,10 +32,12 @@ import torch
 from gwm_model.canvas.normalise import MIN_NORM_CELLS
 from gwm_model.evaluation.baselines import baseline_forecasts
 from gwm_model.evaluation.forecastable import CLASSICAL, forecastable_groups, forecastable_summary
-from gwm_model.evaluation.gate import apply_stacked_gate, fit_stacked_gate
+from gwm_model.evaluation.gate import apply_stacked_gate
 from gwm_model.evaluation.headline import MIN_GROUP_CELLS, group_headline
-from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
+from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive, naive_forecast, validation_fit_end
+from gwm_model.evaluation.rolling_gate import GateWindows, rolling_stacked_gate
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
+from gwm_model.training.autoregression import visible_from
 from gwm_model.training.batches import WindowBatches
 from gwm_model.training.run import FittedModel
 from gwm_model.training.steps import Objective
@@ -179,14 +184,20 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     predictions.update(made)
     groups = [field_group(p) for p in canvas.paths]
     offsets = batches.step_offset.cpu().numpy().tolist()
-    gate_base, gate = _validation_gate(objective, validation_batches or batches, validation_anchors, max_anchors,
-                                       train_end_step, outputs, use_climatology, samples, sample_steps)
+    history = _validation_windows(objective, validation_batches or batches, validation_anchors, max_anchors,
+                                  train_end_step, outputs, use_climatology, samples, sample_steps)
     ahead = np.asarray(offsets) >= 0
     base = base_forecasts(batches, anchors)
     predictions[RAW] = predictions[MODEL]
     predictions[MODEL] = predictions[RAW].copy()
-    predictions[MODEL][:, ahead] = apply_stacked_gate(predictions[RAW][:, ahead], None if base is None else
-                                                      base[:, ahead], predictions[NAIVE][:, ahead], gate_base, gate)
+    target = GateWindows(anchors, predictions[RAW][:, ahead], None if base is None else base[:, ahead],
+                         predictions[NAIVE][:, ahead], truth[:, ahead], scored[:, ahead],
+                         _published(canvas, anchors, np.asarray(offsets)[ahead]))
+    if history is not None and (history.base is None) != (target.base is None):
+        history = None  # a base on one side only (cannot happen with one model): gate from the test windows alone
+    a, b, gate_base, gate = rolling_stacked_gate(history, target, canvas.num_steps - 1, groups)
+    predictions[MODEL][:, ahead] = apply_stacked_gate(target.model, target.base, target.naive, a[:, None, :],
+                                                      b[:, None, :])
     if base is not None:
         predictions[BASE] = np.where(np.isfinite(predictions[RAW]), base, np.nan)
     table = _scores(truth, scored, predictions, groups, offsets, NAIVE)
@@ -228,24 +239,30 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
                       gate_base={p: float(gate_base[canvas.field_index(p)]) for p in kept})
 
 
-def _validation_gate(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,
-                     max_anchors: int | None, train_end_step: int, outputs: np.ndarray, use_climatology: np.ndarray,
-                     samples: int, sample_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(F,)`` :func:`~gwm_model.evaluation.gate.fit_stacked_gate` weights ``(base, correction)`` on the validation
-    windows (0 without them)."""
+def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``(n, L, F)`` the first anchor step at which each window cell's value is visible (``T``: never)."""
+    return visible_from(canvas)[anchors[:, None] + offsets[None, :]]
+
+
+def _validation_windows(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,
+                        max_anchors: int | None, train_end_step: int, outputs: np.ndarray,
+                        use_climatology: np.ndarray, samples: int, sample_steps: int) -> GateWindows | None:
+    """The validation windows' cells at and after the anchor, as the gate's history
+    (:func:`~gwm_model.evaluation.rolling_gate.rolling_stacked_gate`); None without validation windows."""
     canvas = batches.canvas
     if anchors is None or not len(anchors):
-        return np.zeros(len(canvas.paths)), np.zeros(len(canvas.paths))
+        return None
     anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
     truth, present, visible = _truth(batches, anchors)
-    ahead = batches.step_offset.cpu().numpy() >= 0
-    scored = present & ~visible & outputs & ahead[None, :, None]
+    offsets = batches.step_offset.cpu().numpy()
+    ahead = offsets >= 0
+    scored = present & ~visible & outputs
     model = model_forecasts(objective, batches, anchors, samples=samples, steps=sample_steps)
-    made = baseline_forecasts(canvas, anchors, batches.context, batches.horizon, train_end_step,
-                              models=("persistence", "mean"))
-    naive = np.where(use_climatology[None, None, :], made["mean"], made["persistence"])
-    return fit_stacked_gate(model, base_forecasts(batches, anchors), naive, truth, scored,
-                            groups=[field_group(p) for p in canvas.paths])
+    naive = naive_forecast(canvas, anchors, batches.context, batches.horizon,
+                           validation_fit_end(anchors, train_end_step), use_climatology)
+    base = base_forecasts(batches, anchors)
+    return GateWindows(anchors, model[:, ahead], None if base is None else base[:, ahead], naive[:, ahead],
+                       truth[:, ahead], scored[:, ahead], _published(canvas, anchors, offsets[ahead]))
 
 
 def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistence", "ar", "dfm"),

@@ -1,8 +1,9 @@
 """A checkpoint's do-no-harm gate applied to forecasts in the fields' own units.
 
 At and after the origin each field's forecast becomes ``naive + a * (base - naive) + b * (network - base)``
-(:func:`~gwm_model.evaluation.gate.apply_stacked_gate`, the weights the evaluation fitted on the validation
-windows: ``gate_base`` for ``a``, ``gate`` for ``b``). A checkpoint from before the base has one weight
+(:func:`~gwm_model.evaluation.gate.apply_stacked_gate`, the weights the evaluation fitted on every validation and
+test window's errors published by the end of the canvas, :mod:`gwm_model.evaluation.rolling_gate`: ``gate_base``
+for ``a``, ``gate`` for ``b``). A checkpoint from before the base has one weight
 (``a = b``, the correction taken over naive); one without a gate keeps the network's forecast; a field the gate was
 not fitted for (too little history to score) gets the naive forecast (``a = b = 0``). Late releases inside the
 context are not gated, nor are cells with no naive value to fall back to.

@@ -173,6 +173,10 @@ def test_merging_identical_parents_keeps_everything(trained, world):
     for measures in quality["parents"].values():
         assert measures["loss_parent"] < measures["loss_fork"], "precondition: the parent gained over the trunk"
         assert measures["surviving_share"] == pytest.approx(1.0, abs=1e-6)
+        assert measures["forecast_loss_merged"] == pytest.approx(measures["forecast_loss_parent"], abs=1e-9)
+        assert measures["forecast_loss_parent"] != pytest.approx(measures["loss_parent"])  # no masking draw
+        if measures["forecast_loss_parent"] < measures["forecast_loss_fork"]:
+            assert measures["forecast_surviving_share"] == pytest.approx(1.0, abs=1e-6)
         assert measures["ensemble_gap"] == pytest.approx(0.0, abs=1e-6)
         assert measures["barrier"] == pytest.approx(0.0, abs=1e-6)
         assert len({round(p["loss"], 6) for p in measures["path"]}) == 1
@@ -180,6 +184,8 @@ def test_merging_identical_parents_keeps_everything(trained, world):
     # and a merge that lost the gain entirely (the fork point itself) keeps none of it
     lost = merge_quality(views[:1], trunk, trunk, hyper.train, trained["embeddings"], max_windows=32)
     assert lost["parents"]["rates"]["surviving_share"] == pytest.approx(0.0, abs=1e-6)
+    rates = lost["parents"]["rates"]
+    assert rates["forecast_loss_merged"] == pytest.approx(rates["forecast_loss_fork"], abs=1e-9)
 
 
 # -- bad inputs: refused before anything trains ------------------------------------------------------------------

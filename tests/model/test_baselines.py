@@ -27,7 +27,7 @@ from gwm_model.evaluation import (
 from gwm_model.evaluation.gate import apply_gate, apply_stacked_gate, fit_gate, fit_group_gate, fit_stacked_gate
 from gwm_model.evaluation.headline import group_headline
 from gwm_model.evaluation.model_eval import MIN_TRAIN_CELLS, without_history
-from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive
+from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive, naive_forecast, validation_fit_end
 from tests.test_canvas_build import _rows as observation_rows  # noqa: E402
 
 PATHS = ["financial.yield_curves.one_month", "financial.yield_curves.six_month", "financial.yield_curves.one_year",
@@ -311,6 +311,26 @@ def test_naive_is_climatology_for_noise_and_persistence_for_a_random_walk(world)
     # ... while windows over that later period pick persistence for it
     assert choose_naive(_canvas(world, later, months, "2009-12-31", PATHS[:4]), np.arange(250, 290), 6, 3,
                         train_end_step=239)[PATHS[0]] == PERSISTENCE
+
+
+def test_the_climatology_judged_on_validation_never_contains_the_validation_values(world):
+    """A series that sits near 0 for 20 months, then near 6 with wide noise: the mean of the training period
+    (1.5 years of the level 6 in it) is close to what validation scores, so climatology would "win" against
+    persistence only because it saw those values. Judged with the mean published before the validation windows
+    (near 0), persistence is the honest choice."""
+    months, rng = _months("1990-01", 110), np.random.default_rng(2)
+    value = np.r_[rng.normal(0, 1, 20), rng.normal(6, 4, 90)]
+    canvas = _canvas(world, _rows(PATHS[0], months, _published(months, 0, 28), value), months, "1996-08-31",
+                     PATHS[:1])
+    assert validation_fit_end(np.arange(20, 77), 79) == 20 and validation_fit_end(np.zeros(0), 79) == 79
+    assert choose_naive(canvas, np.arange(20, 77), 6, 3, train_end_step=79)[PATHS[0]] == PERSISTENCE
+    in_sample = mean_forecast(canvas, np.arange(20, 77), 6, 3, 79)
+    honest = naive_forecast(canvas, np.arange(20, 77), 6, 3, 20, np.array([True]))
+    cells = window_cells(canvas, np.arange(20, 77), 6, 3)
+    ahead = cells.hidden[..., 0] & (step_offsets(6, 3) >= 1)[None, :]
+    truth = cells.truth[..., 0][ahead]
+    assert np.mean((in_sample[..., 0][ahead] - truth) ** 2) < np.mean((honest[..., 0][ahead] - truth) ** 2) / 2
+    assert validation_fit_end(np.arange(80, 106), 79) == 79  # windows after train_end: its mean is out of sample
 
 
 # the headline: the median over field groups ----------------------------------------------------------
