@@ -226,8 +226,7 @@ def save_node(node: CurriculumNode, canvas: Canvas, fields_of, hyper, out_dir: P
              "evaluation": scores.evaluation, "metrics": scores.metrics, "steps": steps, "seed": hyper.train.seed,
              "device": str(resolve_device(hyper.train.device)), "torch_version": torch.__version__, "note": note,
              "seconds": time.perf_counter() - started, "change_scale": fitted.trainer.objective.change_scale,
-             "base_forecast": (fitted.trainer.serving_batches.base.to_dict() if fitted.trainer.serving_batches.base
-                               else None),
+             "base_forecast": fitted.trainer.base_record,
              **({"distributed": ddp} if ddp else {}),
              **dict(extra_manifest or {})}
     manifest_path = save_checkpoint(out_dir, fitted.model, canvas, train_config.to_dict(),

@@ -66,8 +66,7 @@ def save_fitted(out_dir: str | Path, fitted: FittedModel, canvas: Canvas, projec
     extra = {"projection": projection_record(projection), "history": fitted.history.to_dict(),
              "evaluation": evaluation, "seed": train_config.seed, "device": str(fitted.trainer.device),
              "torch_version": torch.__version__, "change_scale": fitted.trainer.objective.change_scale,
-             "base_forecast": (fitted.trainer.serving_batches.base.to_dict() if fitted.trainer.serving_batches.base
-                               else None),
+             "base_forecast": fitted.trainer.base_record,
              **dict(extra_manifest or {})}
     return save_checkpoint(out_dir, fitted.model, canvas, train_config.to_dict(),
                            field_periods(projection, fitted.model), extra)

@@ -139,6 +139,12 @@ class Trainer:
             self._serving = serving_batches(self.batches, self.split)
         return self._serving
 
+    @property
+    def base_record(self) -> dict[str, object] | None:
+        """The serving base forecast as a checkpoint records it (``manifest["base_forecast"]``); None without one."""
+        base = self.serving_batches.base
+        return base.to_dict() if base is not None else None
+
     def _autocast(self):
         if self.autocast_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
