@@ -49,6 +49,15 @@ def test_default_is_dagsters_multiprocess_executor_and_imports_no_dagster_k8s():
     assert executor_from_env({}) is None and executor_from_env({"GWM_EXECUTOR": " Multiprocess "}) is None
 
 
+def test_in_process_runs_every_step_in_the_runs_own_process():
+    code = ("import gwm_assets.definitions as d; "
+            "print(d.defs.resolve_implicit_global_asset_job_def().executor_def.name)")
+    result = run([sys.executable, "-c", code], GWM_EXECUTOR="in_process")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["in_process"]
+    assert executor_from_env({"GWM_EXECUTOR": "In_Process"}) is dg.in_process_executor
+
+
 def test_an_unknown_executor_fails_with_the_choices():
     with pytest.raises(DeploymentError, match=r"GWM_EXECUTOR='bogus' is not an executor gwm knows.*multiprocess.*k8s"):
         executor_from_env({"GWM_EXECUTOR": "bogus"})
