@@ -15,8 +15,8 @@ persistence. The model's forecast is gated (do no harm) with weights refitted at
 the validation and earlier test windows' errors published by then
 (:mod:`gwm_model.evaluation.rolling_gate`); the weights fitted on everything published by the
 canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
-over field groups (:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field everywhere and
-scores its reconstruction from the other fields against the field's training mean.
+over field groups (:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field
+everywhere and scores its reconstruction from the other fields against the field's training mean.
 """
 
 from __future__ import annotations
@@ -193,8 +193,6 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     target = GateWindows(anchors, predictions[RAW][:, ahead], None if base is None else base[:, ahead],
                          predictions[NAIVE][:, ahead], truth[:, ahead], scored[:, ahead],
                          _published(canvas, anchors, np.asarray(offsets)[ahead]))
-    if history is not None and (history.base is None) != (target.base is None):
-        history = None  # a base on one side only (cannot happen with one model): gate from the test windows alone
     a, b, gate_base, gate = rolling_stacked_gate(history, target, canvas.num_steps - 1, groups)
     predictions[MODEL][:, ahead] = apply_stacked_gate(target.model, target.base, target.naive, a[:, None, :],
                                                       b[:, None, :])
