@@ -7,8 +7,11 @@ significantly on the test period (skill -0.146, DM p 0.01, seed 0; -0.143, p < 0
 years earlier), and the network's VIX correction paid off in every validation block and lost on test. A
 forecaster that is running keeps scoring itself: at each origin the weights are refitted on every earlier
 window's cells whose truth was *published by that origin* (validation windows, then the test windows
-before it), so a correction that stops paying off is switched off once its errors are on record, and
-nothing after the origin is used (release lags respected cell by cell).
+before it), so a correction that stops paying off is switched off once its published errors outweigh
+its earlier gains (the block cap of :func:`~gwm_model.evaluation.gate.fit_gate` weighs the latest third
+of the record on its own), and nothing after the origin is used (release lags respected cell by cell).
+Measured: it closed on technology employment (seed0 -0.007, not significant), but not on the VIX
+correction, whose validation gain still outweighs its test losses.
 
 The weights after the last window (everything published by the end of the canvas) are the ones a
 checkpoint serves with: the best estimate for forecasts beyond the data.
