@@ -16,7 +16,9 @@ same runs and cells: ``no_gate`` (the network's forecast before the do-no-harm g
 ``model_raw``), and each of :data:`ABLATIONS` (seed0 with one training setting changed:
 ``change_space`` trains the correction in units of each field's one-step change instead of level
 units; ``persistence_base`` starts the prediction from the last value in the window instead of each field's
-AR forecast, the model before the AR base). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated
+AR forecast, the model before the AR base; ``level_inputs`` has the encoder read levels instead of movements relative
+to each field's level at the anchor; ``masked_selection`` validates and early-stops on the masked training
+objective instead of the forecasting task). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated
 names), for example ``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
 Results land under ``results.skill`` of ``bench/results/bench.json``.
 """
@@ -42,7 +44,8 @@ from gwm_assets.resources.paths import PACKAGE_ROOT, curriculum_path, warehouse_
 YEARS_MOVED = 3
 PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
 # Ablations: seed0 with one training setting changed (same cells, same split); not part of the spread.
-ABLATIONS = {"change_space": {"target_space": "change"}, "persistence_base": {"base_forecast": "persistence"}}
+ABLATIONS = {"change_space": {"target_space": "change"}, "persistence_base": {"base_forecast": "persistence"},
+             "level_inputs": {"model": {"relative_inputs": False}}, "masked_selection": {"select_on": "masked"}}
 SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
           "forecastable_group_skill", "forecastable_classical_skill", "worst_surviving_share",
           "worst_forecast_surviving_share")
@@ -63,7 +66,8 @@ def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Pa
     doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + shift, 4)
     train = doc["profiles"][profile].setdefault("train", {})
     train["seed"] = int(change.get("seed", 0))
-    train.update({k: v for k, v in change.items() if k not in ("seed", "train_fraction_shift")})
+    train.update({k: v for k, v in change.items() if k not in ("seed", "train_fraction_shift", "model")})
+    doc["profiles"][profile].setdefault("model", {}).update(change.get("model", {}))
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
 

@@ -23,6 +23,9 @@ def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_
         train = curriculum.hyperparameters("basic_finance", profile).train
         assert train.seed == change["seed"]
         assert train.target_space == ("change" if name == "change_space" else "level")
+        assert train.select_on == ("masked" if name == "masked_selection" else "forecast")
+        model = curriculum.hyperparameters("basic_finance", profile).model
+        assert model.relative_inputs is (name != "level_inputs")
         fraction = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())["canvas"]["train_fraction"]
         assert fraction == round(base["canvas"]["train_fraction"] + change.get("train_fraction_shift", 0.0), 4)
 

@@ -236,8 +236,9 @@ def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) 
     quality = merge.get("quality") or {}
     after = merge.get("child_vs_parents") or {}
     history = manifest.get("history", {})
+    measure = (manifest.get("hyperparameters", {}).get("train") or {}).get("select_on", "masked")
     png = loss_curve_png(f"{node.name} (tier {node.tier}, {manifest.get('profile')})", history.get("steps", []),
-                         history.get("epochs", []))
+                         history.get("epochs", []), history.get("validations", []), history.get("best_step"), measure)
     lineage = manifest.get("lineage", {})
 
     def number(value: object) -> float | None:

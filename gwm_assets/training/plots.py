@@ -40,18 +40,25 @@ def panel_grid(titles: Sequence[str], empty: str, height: float = 2.5, columns: 
     return fig, list(zip(axes.flat, titles, strict=False))
 
 
-def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = ()) -> bytes:
-    """Training loss per logged step and validation loss per epoch (at the step it was measured)."""
+def loss_curve_png(title: str, steps: Sequence[dict], epochs: Sequence[dict] = (), validations: Sequence[dict] = (),
+                   best_step: int | None = None, measure: str = "masked") -> bytes:
+    """Training loss per logged step and validation loss at the steps it was measured: ``validations`` (every one,
+    the starting weights' at step 0 included) or else each epoch's; ``best_step`` marks the weights kept;
+    ``measure`` names what validation measured (``forecast`` or ``masked``)."""
     fig, ax = _pyplot().subplots(figsize=(7, 3.2))
     if steps:
-        ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=1, label="training loss")
-    val = [(e["step"], e["val_loss"]) for e in epochs if e.get("val_loss") is not None and "step" in e]
+        ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=1, label="training loss (masked)")
+    source = validations or epochs
+    val = [(e["step"], e["val_loss"]) for e in source if e.get("val_loss") is not None and "step" in e]
     if val:
-        ax.plot(*zip(*val, strict=True), "o-", ms=3, label="validation loss")
+        ax.plot(*zip(*val, strict=True), "o-", ms=3, label=f"validation loss ({measure} task)")
+        kept = [v for step, v in val if step == best_step]
+        if kept:
+            ax.plot([best_step], kept[:1], "*", ms=11, color="tab:red", label=f"kept: step {best_step}")
     if not steps and not val:
         ax.text(0.5, 0.5, "not trained (no data on the canvas)", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("masked loss")
+    ax.set_ylabel("loss")
     ax.set_title(title, fontsize=9)
     if steps or val:
         ax.legend(fontsize=7)

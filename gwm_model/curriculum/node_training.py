@@ -52,7 +52,7 @@ from gwm_model.training.checkpoint import MANIFEST_FILE, CheckpointError, save_c
 from gwm_model.training.run import FittedModel, field_periods, fit_model, projection_record
 from gwm_model.training.trainer import TrainHistory, resolve_device, seed_everything
 
-ARCHITECTURE_KEYS = ("d_model", "n_heads", "ff_mult", "value_channels", "backbone", "n_loops")
+ARCHITECTURE_KEYS = ("d_model", "n_heads", "ff_mult", "value_channels", "backbone", "n_loops", "relative_inputs")
 
 
 @dataclass

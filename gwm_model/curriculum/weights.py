@@ -138,7 +138,7 @@ def load_node_weights(directory: str | Path, node: str, role: str = "node") -> N
                                   f"lists {len(fields)} fields. Fix: rematerialize train/{node}")
         rows.update({p: offsets[i] for i, p in enumerate(fields)})
     try:
-        config = ModelConfig.from_dict(manifest["model"])
+        config = ModelConfig.from_manifest(manifest["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{role} '{node}': {directory / MANIFEST_FILE} has no usable model config ({exc}). "
                               f"Fix: rematerialize train/{node}") from exc

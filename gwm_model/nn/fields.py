@@ -5,6 +5,10 @@ Every token is the sum of
   vector spread over them), zero when the cell is hidden;
 - its **state**: hidden, visible, or noised (diffusion), a learned vector each;
 - the field's **latest visible value** so far in the window and how many steps old it is;
+- with relative inputs (``ModelConfig.relative_inputs``), values and latest values are read relative to the
+  field's level at the window's anchor, and that level enters once more, bounded (``tanh(level / 2)``, close
+  to linear inside the range training saw): the model still knows where a field stands, but a level far
+  outside the training range saturates instead of driving its correction without bound;
 - its field's **identity**: the frozen MiniLM embedding of the field's description through a shared
   projection, plus a field-specific offset (zero-initialised, keyed by path in checkpoints);
 - the field's **update period** (log days) and the token's index within the footprint;
@@ -35,11 +39,13 @@ def sinusoid(x: torch.Tensor, dims: int, max_period: float = 1000.0) -> torch.Te
 
 
 class FieldEncoder(nn.Module):
-    def __init__(self, d_model: int, channels: int, text_dim: int = 384, time_dims: int = 16) -> None:
+    def __init__(self, d_model: int, channels: int, text_dim: int = 384, time_dims: int = 16,
+                 level: bool = False) -> None:
         super().__init__()
         self.channels, self.time_dims = channels, time_dims
         self.value = nn.Linear(channels, d_model)
         self.carried = nn.Linear(channels + 1, d_model)
+        self.level = nn.Linear(channels, d_model, bias=False) if level else None
         self.state = nn.Embedding(3, d_model)
         self.identity = nn.Linear(text_dim, d_model, bias=False)
         self.period = nn.Linear(2, d_model)
@@ -54,14 +60,15 @@ class FieldEncoder(nn.Module):
 
     def forward(self, cells: torch.Tensor, state: torch.Tensor, fields: torch.Tensor, token_field: torch.Tensor,
                 token_local: torch.Tensor, step_offset: torch.Tensor, day_of_year: torch.Tensor,
-                carried: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+                carried: torch.Tensor, age: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens ``(B, L, P, d)``.
 
         ``cells`` ``(B, L, P, C)`` token channel values (already zero where hidden); ``state``
         ``(B, L, P)`` long; ``fields`` ``(M, d)`` from :meth:`field_vectors`; ``token_field``/
         ``token_local`` ``(P,)``; ``step_offset`` ``(L,)`` steps from the anchor; ``day_of_year``
         ``(B, L)`` in [0, 1); ``carried`` ``(B, L, P, C)`` the field's latest visible value so far in the
-        window and ``age`` ``(B, L, P)`` the steps since it.
+        window and ``age`` ``(B, L, P)`` the steps since it. ``level`` ``(B, P, C)``: the anchor's level of each token's
+        field, bounded (``tanh(x / 2)``), when values and latest values are read relative to it.
         """
         season = torch.stack([torch.sin(2 * math.pi * day_of_year), torch.cos(2 * math.pi * day_of_year)], dim=-1)
         time = self.time(torch.cat([sinusoid(step_offset, self.time_dims, 256.0).expand(*season.shape[:2], -1),
@@ -70,6 +77,8 @@ class FieldEncoder(nn.Module):
         staleness = torch.log1p(age.to(cells.dtype))[..., None]
         tokens = (self.value(cells) + self.carried(torch.cat([carried, staleness], dim=-1)) + self.state(state)
                   + static + time[:, :, None, :])
+        if self.level is not None and level is not None:
+            tokens = tokens + self.level(level)[:, None]
         return self.norm(tokens)
 
 

@@ -38,7 +38,10 @@ def from_known_keys(cls, data: dict, what: str):
 @dataclass
 class ModelConfig:
     """Architecture. ``backbone``: ``looped`` (trained from scratch) or ``cogvideox`` (a frozen pretrained
-    diffusers transformer loaded from ``pretrained``, a hub id or local path, with ``pretrained_subfolder``)."""
+    diffusers transformer loaded from ``pretrained``, a hub id or local path, with ``pretrained_subfolder``).
+    ``relative_inputs``: the encoder reads each scalar field's values relative to its latest visible value at the
+    window's anchor (see :meth:`WorldModelNet.forward`), so the correction never depends on a level the training
+    period did not reach; a checkpoint whose manifest predates the key was trained on levels (False)."""
 
     d_model: int = 64
     n_heads: int = 4
@@ -48,6 +51,7 @@ class ModelConfig:
     dropout: float = 0.0
     value_channels: int = 12
     backbone: str = "looped"
+    relative_inputs: bool = True
     pretrained: str | None = None
     pretrained_subfolder: str | None = None
     gradient_checkpointing: bool = False
@@ -65,6 +69,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         return from_known_keys(cls, data, "model config")
+
+    @classmethod
+    def from_manifest(cls, data: dict) -> ModelConfig:
+        """The architecture a checkpoint was trained with (one written before ``relative_inputs`` read levels)."""
+        return cls.from_dict({"relative_inputs": False, **data})
 
 
 def build_backbone(config: ModelConfig) -> nn.Module:
@@ -107,7 +116,8 @@ class WorldModelNet(nn.Module):
             raise ValueError(f"{M} model fields but {field_text.shape[0]} text embeddings and "
                              f"{len(field_period_days)} periods")
         self.config, self.plan = config, plan
-        self.encoder = FieldEncoder(config.d_model, config.value_channels, field_text.shape[1])
+        self.encoder = FieldEncoder(config.d_model, config.value_channels, field_text.shape[1],
+                                    level=config.relative_inputs)
         self.decoder = FieldDecoder(config.d_model, config.value_channels)
         self.backbone = backbone if backbone is not None else build_backbone(config)
         self.field_offset = nn.Parameter(torch.zeros(M, config.d_model))
@@ -118,7 +128,8 @@ class WorldModelNet(nn.Module):
                             ("token_field", plan.token_field), ("token_local", plan.token_local),
                             ("token_slots", plan.token_slots), ("spatial_mask", plan.spatial_mask),
                             ("token_canvas_field", plan.canvas_field[plan.token_field]),
-                            ("slot_field", np.repeat(np.arange(len(plan.slots)), plan.slots))):
+                            ("slot_field", np.repeat(np.arange(len(plan.slots)), plan.slots)),
+                            ("relative_slot", np.repeat(np.asarray(plan.slots) == 1, plan.slots))):
             self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array)), persistent=False)
 
     @property
@@ -141,11 +152,22 @@ class WorldModelNet(nn.Module):
         """
         B, L, S = values.shape
         carried, age = carry_forward(values, visible, self.slot_field)
+        started = (age < L)[..., self.slot_field]                                 # (B, L, S): has a start value
+        reference = self._reference(carried, age, step_offset) if self.config.relative_inputs else None
         if base is not None:
             carried = torch.where(torch.isnan(base), carried, base.to(carried.dtype))
-        padded = torch.cat([values, values.new_zeros(B, L, 1)], dim=-1)
+            started = started | ~torch.isnan(base)
+        seen_values, seen_carried = values, carried
+        if reference is not None:  # relative_inputs: what the encoder reads, not where the prediction starts
+            shown = (visible if noised is None else visible | noised)[..., self.slot_field]
+            seen_values = torch.where(shown, values - reference[:, None, :], values)
+            seen_carried = torch.where(started, carried - reference[:, None, :], carried)
+        padded = torch.cat([seen_values, values.new_zeros(B, L, 1)], dim=-1)
         cells = padded[..., self.token_slots]                                      # (B, L, P, C)
-        carried_cells = torch.cat([carried, carried.new_zeros(B, L, 1)], dim=-1)[..., self.token_slots]
+        carried_cells = torch.cat([seen_carried, carried.new_zeros(B, L, 1)], dim=-1)[..., self.token_slots]
+        level = None
+        if reference is not None:  # the anchor's level once more, bounded: where the field stands
+            level = torch.tanh(torch.cat([reference, reference.new_zeros(B, 1)], dim=-1)[..., self.token_slots] / 2)
         token_age = age[..., self.token_canvas_field]                               # (B, L, P)
         state = torch.full(cells.shape[:3], HIDDEN, dtype=torch.long, device=values.device)
         state = torch.where(visible[..., self.token_canvas_field], VISIBLE, state)
@@ -153,7 +175,7 @@ class WorldModelNet(nn.Module):
             state = torch.where(noised[..., self.token_canvas_field], NOISED, state)
         vectors = self.encoder.field_vectors(self.field_text, self.field_offset, self.field_log_period)
         tokens = self.encoder(cells, state, vectors, self.token_field, self.token_local, step_offset, day_of_year,
-                              carried_cells, token_age)
+                              carried_cells, token_age, level)
         cond = None
         if timestep is not None:
             cond = self.timestep(sinusoid(timestep * 1000.0, self.config.d_model, 10000.0))
@@ -161,6 +183,13 @@ class WorldModelNet(nn.Module):
         hidden = self.backbone(tokens, self.spatial_mask, cond)
         correction = self.decoder(hidden, self.token_slots, S)
         return carried + (correction if correction_scale is None else correction * correction_scale)
+
+    def _reference(self, carried: torch.Tensor, age: torch.Tensor, step_offset: torch.Tensor) -> torch.Tensor:
+        """``(B, S)``: each scalar field's latest value visible at or before the anchor (the last step with offset
+        <= 0), 0 for a field with nothing visible by then and for the slots of vector fields (text embeddings)."""
+        anchor = max(int((step_offset <= 0).sum()) - 1, 0)
+        seen = (age[:, anchor, :] < age.shape[1])[:, self.slot_field] & self.relative_slot
+        return torch.where(seen, carried[:, anchor, :], torch.zeros_like(carried[:, anchor, :]))
 
     def parameter_counts(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.parameters())

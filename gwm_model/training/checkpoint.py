@@ -155,7 +155,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
         state = load_file(str(weights))
     except Exception as exc:
         raise CheckpointError(f"checkpoint weights {weights} are unreadable ({exc}). Fix: retrain the node") from exc
-    config = ModelConfig.from_dict(manifest["model"])
+    config = ModelConfig.from_manifest(manifest["model"])
     layout = CanvasLayout.from_dict(manifest["canvas"]["layout"])
     plan = TokenPlan(layout, tuple(manifest["canvas"]["slots"]), tuple(manifest["plan"]["fields"]),
                      int(manifest["plan"]["channels"]))

@@ -10,6 +10,7 @@ from gwm_model.training.change_scale import TARGET_SPACES
 from gwm_model.training.objectives import MaskingConfig
 
 OBJECTIVES = ("masked", "diffusion")
+SELECTIONS = ("forecast", "masked")
 ORDERS = ("random", "easy_to_hard", "self_paced")
 DECAYS = ("cosine", "linear", "constant")
 
@@ -21,7 +22,13 @@ class TrainConfig:
     Length: ``steps`` optimiser steps at most (``None``: ``epochs`` full passes; 0: no training); at least
     ``min_epochs`` epochs before early stopping may end training. Early stopping: stop after
     ``patience`` evaluations without a validation loss below ``best * (1 - min_delta)``
-    (``min_delta`` is the convergence threshold); the best weights are restored at the end.
+    (``min_delta`` is the convergence threshold); the best weights are restored at the end. What the
+    validation loss measures (``select_on``): ``forecast``, the task the evaluation scores (only the cells
+    not yet published at each validation anchor, no extra masking draw), or ``masked``, the training
+    objective (its masking draw fixed). The starting weights are validated too (step 0) and are kept when
+    no trained state beats them, so training cannot hand back a model worse on validation than where it
+    started (for a fork of an untrained trunk: its base forecast). When: every ``eval_steps`` optimiser
+    steps, or (``None``) at the end of every ``eval_every``-th epoch.
     Learning rate: linear warm-up over ``warmup_steps``, then ``decay`` to ``lr * min_lr_ratio``.
     Split: anchors whose window ends by the canvas's ``train_end`` train; the last ``val_fraction`` of
     them (after a gap of one window, so no validation target is a training target) validate; anchors
@@ -60,6 +67,8 @@ class TrainConfig:
     min_delta: float = 1e-3
     val_fraction: float = 0.15
     eval_every: int = 1
+    eval_steps: int | None = None
+    select_on: str = "forecast"
     seed: int = 0
     window_order: str = "random"
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -88,6 +97,8 @@ class TrainConfig:
                   (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
                   (self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32"),
                   (self.eval_every >= 1, "eval_every must be >= 1"),
+                  (self.eval_steps is None or self.eval_steps >= 1, "eval_steps must be >= 1 or None"),
+                  (self.select_on in SELECTIONS, f"select_on must be one of {SELECTIONS}, got '{self.select_on}'"),
                   (self.patience >= 0, "patience must be >= 0"),
                   (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
                   (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),

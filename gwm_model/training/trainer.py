@@ -65,7 +65,9 @@ class TrainHistory:
     epochs: list[dict[str, float]] = field(default_factory=list)
     steps: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
+    best_step: int = -1
     best_val_loss: float = math.inf
+    validations: list[dict[str, float]] = field(default_factory=list)
     stopped: str = ""
     seconds: float = 0.0
     timing: dict[str, float] = field(default_factory=dict)
@@ -80,8 +82,9 @@ class TrainHistory:
         return [e["val_loss"] for e in self.epochs if "val_loss" in e]
 
     def to_dict(self) -> dict[str, object]:
-        return {"epochs": self.epochs, "steps": self.steps, "best_epoch": self.best_epoch,
+        return {"epochs": self.epochs, "steps": self.steps, "best_epoch": self.best_epoch, "best_step": self.best_step,
                 "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
+                "validations": self.validations,
                 "stopped": self.stopped, "seconds": self.seconds, "timing": self.timing, "split": self.split}
 
 
@@ -156,22 +159,24 @@ class Trainer:
 
     @torch.no_grad()
     def _loss_sums(self, anchors: np.ndarray, seed: int) -> tuple[float, int]:
-        """(sum of batch losses x scored cells, scored cells) on ``anchors`` with a fixed masking draw."""
+        """(sum of batch losses x scored cells, scored cells) on ``anchors``, measured as ``config.select_on`` says:
+        the forecasting task (no masking draw) or the training objective with a fixed masking draw."""
         was_training = self.model.training
         self.model.eval()
         generator = torch.Generator(device=self.device).manual_seed(seed)
+        extra_hiding = self.config.select_on == "masked"
         total, weight = 0.0, 0
         for i in range(0, anchors.size, self.config.batch_size * 4):
             batch = self.batches(anchors[i:i + self.config.batch_size * 4])
             with self._autocast():
-                loss, _, n = self.objective.loss(batch, generator)
+                loss, _, n = self.objective.loss(batch, generator, extra_hiding=extra_hiding)
             total += float(loss) * n
             weight += n
         self.model.train(was_training)
         return total, weight
 
     def evaluate_loss(self, anchors: np.ndarray, seed: int = 1234) -> float:
-        """Objective loss on ``anchors`` with a fixed masking draw (comparable across epochs); this process only."""
+        """The validation measure (``config.select_on``) on ``anchors``, comparable across steps; this process only."""
         if anchors.size == 0:
             return math.nan
         total, weight = self._loss_sums(anchors, seed)
@@ -233,9 +238,12 @@ class Trainer:
             run["world_size"] = world
         for logger in self.loggers:
             logger.start(run, total)
-        best_state, stale, step, started = None, 0, 0, time.perf_counter()
+        selection = _Selection(self, history)
+        step, started = 0, time.perf_counter()
         timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
         windows_seen, tokens_per_window = 0, self.batches.window * self.model.plan.num_tokens
+        if total > 0:
+            selection.validate(0, -1)  # the starting weights are a candidate too
         self.model.train()
         for epoch in range(config.epochs if config.steps is None else 10**9):
             indices = order.epoch_indices(epoch, rng)[:per_epoch]
@@ -283,30 +291,29 @@ class Trainer:
                     history.steps.append({"step": step, **metrics})
                 for logger in self.loggers:
                     logger.log_step(step, metrics)
+                if config.eval_steps and (step % config.eval_steps == 0 or step >= total):
+                    selection.validate(step, epoch)
+                    if selection.patience_spent(epoch):
+                        break
             record = {"epoch": epoch, "step": step, "train_loss": epoch_loss / max(epoch_n, 1),
                       "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-            if epoch % config.eval_every == 0 or step >= total:
-                record["val_loss"] = val = self.validation_loss(split.val)
-                if split.val.size and val < history.best_val_loss * (1 - config.min_delta):
-                    history.best_val_loss, history.best_epoch, stale = val, epoch, 0
-                    best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
-                                  if not k.startswith(FROZEN_PREFIX)}  # a frozen pretrained backbone never changes
-                else:
-                    stale += 1
+            if not config.eval_steps and (epoch % config.eval_every == 0 or step >= total):
+                selection.validate(step, epoch)
+            if history.validations and history.validations[-1]["epoch"] == epoch:
+                record["val_loss"] = history.validations[-1]["val_loss"]
             history.epochs.append(record)
             for logger in self.loggers:
                 logger.log_epoch(epoch, {k: v for k, v in record.items() if k not in ("epoch", "step")})
             if step >= total:
                 history.stopped = f"reached {total} steps"
                 break
-            if split.val.size and stale >= config.patience and epoch + 1 >= config.min_epochs:
+            if selection.patience_spent(epoch):
                 history.stopped = (f"early stop: no validation improvement above {config.min_delta:.0e} "
-                                   f"for {stale} evaluations")
+                                   f"for {selection.stale} evaluations")
                 break
         else:
             history.stopped = f"reached {config.epochs} epochs"
-        if best_state is not None:
-            self.model.load_state_dict(best_state, strict=False)
+        selection.restore()
         history.seconds = time.perf_counter() - started
         busy = sum(timing.values())
         history.timing = {**{f"{k}_s": v for k, v in timing.items()}, "steps": step, "windows": windows_seen,
@@ -318,6 +325,35 @@ class Trainer:
         for logger in self.loggers:
             logger.finish(summary)
         return history
+
+
+class _Selection:
+    """Model selection during :meth:`Trainer.fit`: validates (``config.select_on``), keeps the best weights seen (the
+    starting ones included), counts evaluations without improvement, and restores the best at the end."""
+
+    def __init__(self, trainer: Trainer, history: TrainHistory) -> None:
+        self.trainer, self.history = trainer, history
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stale = 0
+
+    def validate(self, step: int, epoch: int) -> None:
+        trainer, history = self.trainer, self.history
+        val = trainer.validation_loss(trainer.split.val)
+        history.validations.append({"step": step, "epoch": epoch, "val_loss": val})
+        if trainer.split.val.size and val < history.best_val_loss * (1 - trainer.config.min_delta):
+            history.best_val_loss, history.best_epoch, history.best_step, self.stale = val, epoch, step, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()
+                               if not k.startswith(FROZEN_PREFIX)}  # a frozen pretrained backbone never changes
+        else:
+            self.stale += 1
+
+    def patience_spent(self, epoch: int) -> bool:
+        config = self.trainer.config
+        return bool(self.trainer.split.val.size) and self.stale >= config.patience and epoch + 1 >= config.min_epochs
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.trainer.model.load_state_dict(self.best_state, strict=False)
 
 
 @torch.no_grad()

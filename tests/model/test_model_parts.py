@@ -362,6 +362,45 @@ def test_untrained_model_predicts_exactly_the_carried_forward_value(synthetic):
     assert (age[:, -1][last_seen] == 0).all() and (age[:, -1][~last_seen] >= 1).all()
 
 
+def _with_trained_head(model):
+    """The model with a random output head (an untrained one adds nothing, so its inputs could not matter)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        model.decoder.head.weight.normal_(0, 0.5)
+    return model.eval()
+
+
+def test_relative_inputs_bound_what_an_unseen_level_does_to_the_correction(synthetic):
+    """Move one scalar field's whole window (values and everything visible) to levels far outside anything trained
+    on: with relative inputs the encoder reads the same movements and a saturated level channel, so the correction
+    is the same at +20 and at +200; a model reading levels still moves its correction between the two."""
+    batches, batch = window_batch(synthetic)
+    visible = batch["visible"]
+    field = batches.canvas.paths.index("financial.equities.indices.sp500")
+    slot = int(batches.canvas.offsets[field])
+
+    def corrections(model, shift):
+        inputs = batch["targets"] * visible[..., batches.slot_field]
+        moved = inputs.clone()
+        moved[..., slot] = torch.where(visible[..., field], inputs[..., slot] + shift, inputs[..., slot])
+        carried, _ = carry_forward(moved, visible, model.slot_field)
+        with torch.no_grad():
+            return model(moved, visible, batches.step_offset, batch["day_of_year"]) - carried
+
+    relative = _with_trained_head(tiny_model(synthetic, config=dataclasses.replace(TINY, relative_inputs=True)))
+    levels = _with_trained_head(tiny_model(synthetic, config=dataclasses.replace(TINY, relative_inputs=False)))
+    assert torch.allclose(corrections(relative, 20.0), corrections(relative, 200.0), atol=1e-4)
+    assert not torch.allclose(corrections(relative, 0.0), corrections(relative, 20.0), atol=1e-3)  # levels still matter
+    far, farther = corrections(levels, 20.0), corrections(levels, 200.0)
+    assert (farther - far).abs().max() > 0.1
+
+
+def test_a_manifest_from_before_relative_inputs_loads_as_a_level_model():
+    assert ModelConfig().relative_inputs
+    assert not ModelConfig.from_manifest({"d_model": 16}).relative_inputs
+    assert ModelConfig.from_manifest({"d_model": 16, "relative_inputs": True}).relative_inputs
+
+
 def test_gradients_reach_every_part_of_the_model(synthetic):
     model = tiny_model(synthetic)
     batches, batch = window_batch(synthetic)
@@ -544,7 +583,8 @@ def test_start_decay_keeps_a_fine_tuned_model_near_where_it_started(synthetic):
     def drift(**kw):
         model = tiny_model(synthetic)
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        Trainer(model, synthetic[2], train_config(steps=12, patience=100, **kw)).fit()
+        # no validation split: the weights as trained, not the best validated ones (which may be the start)
+        Trainer(model, synthetic[2], train_config(steps=12, patience=100, val_fraction=0.0, **kw)).fit()
         return sum(float((v - start[k]).pow(2).sum()) for k, v in model.state_dict().items()
                    if v.is_floating_point()) ** 0.5, model
 
@@ -564,14 +604,51 @@ def test_early_stopping_stops_when_validation_stalls(synthetic):
                           windows_per_epoch=32)
     history = Trainer(tiny_model(synthetic), synthetic[2], config).fit()
     assert history.stopped.startswith("early stop"), history.stopped
-    assert len(history.epochs) == 2 and history.best_epoch == 0 and history.timing["steps"] == 4
+    # the starting weights are validated first (step 0); epoch 0 does not improve on them, patience 1 is spent
+    assert [v["step"] for v in history.validations] == [0, 2]
+    assert len(history.epochs) == 1 and history.best_step == 0 and history.timing["steps"] == 2
+
+
+def test_training_that_only_hurts_validation_hands_back_the_starting_weights(synthetic):
+    """Every step is followed by a wrecked output head, so no trained state validates better than the start: fit must
+    return the model exactly as it started (for a fresh model: its base forecast)."""
+    model = tiny_model(synthetic)
+    start = copy.deepcopy(model.state_dict())
+
+    def wreck(step: int, metrics: dict) -> None:
+        with torch.no_grad():
+            model.decoder.head.bias.add_(3.0)
+
+    config = train_config(steps=8, eval_steps=2)
+    history = Trainer(model, synthetic[2], config, loggers=[CallbackLogger(on_step=wreck)]).fit()
+    assert [v["step"] for v in history.validations] == [0, 2, 4, 6, 8]
+    assert history.best_step == 0 and history.best_epoch == -1
+    assert all(v["val_loss"] > history.best_val_loss for v in history.validations[1:])
+    for key, value in start.items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_forecast_selection_scores_only_what_was_not_yet_published(synthetic):
+    """``select_on="forecast"`` validates on the forecasting task (the cells hidden by publication, no masking draw):
+    the same number as the merge measures' forecast loss, and not the masked objective's."""
+    from gwm_model.curriculum.validation import window_loss
+
+    model = tiny_model(synthetic)
+    forecast = Trainer(model, synthetic[2], train_config(select_on="forecast"))
+    masked = Trainer(model, synthetic[2], train_config(select_on="masked"))
+    anchors = forecast.split.val
+    assert forecast.evaluate_loss(anchors) == pytest.approx(
+        window_loss(model, synthetic[2], anchors, forecast.config, extra_hiding=False), rel=1e-5)
+    assert masked.evaluate_loss(anchors) == pytest.approx(window_loss(model, synthetic[2], anchors, masked.config),
+                                                          rel=1e-5)
+    assert forecast.evaluate_loss(anchors) != pytest.approx(masked.evaluate_loss(anchors), rel=1e-3)
 
 
 def test_best_weights_are_restored(synthetic):
     """After epoch 1 is evaluated, a logger wrecks the output head, so later epochs validate far worse; fit must
     hand back the weights of the best epoch, not the last."""
-    snapshots: dict[int, dict[str, torch.Tensor]] = {}
     model = tiny_model(synthetic)
+    snapshots: dict[int, dict[str, torch.Tensor]] = {-1: copy.deepcopy(model.state_dict())}  # -1: the start
 
     def on_epoch(epoch: int, metrics: dict) -> None:
         snapshots[epoch] = copy.deepcopy(model.state_dict())
@@ -582,7 +659,7 @@ def test_best_weights_are_restored(synthetic):
     config = train_config(steps=None, epochs=4, lr=1e-3, windows_per_epoch=32, min_delta=0.0)
     trainer = Trainer(model, synthetic[2], config, loggers=[CallbackLogger(on_epoch=on_epoch)])
     history = trainer.fit()
-    assert len(history.epochs) == 4 and history.best_epoch in (0, 1)
+    assert len(history.epochs) == 4 and history.best_epoch in (-1, 0, 1)
     assert history.val_loss[-1] > 2 * history.best_val_loss
     restored = model.state_dict()
     for key, value in snapshots[history.best_epoch].items():
@@ -624,6 +701,10 @@ def test_train_config_from_dict_names_unknown_keys():
 def test_train_config_rejects_eval_every_zero():
     with pytest.raises(ValueError, match="eval_every"):
         TrainConfig(eval_every=0)
+    with pytest.raises(ValueError, match="eval_steps"):
+        TrainConfig(eval_steps=0)
+    with pytest.raises(ValueError, match="select_on"):
+        TrainConfig(select_on="test")
 
 
 def test_split_keeps_validation_and_test_targets_apart_from_training(synthetic):
@@ -676,7 +757,7 @@ def test_jsonl_and_tensorboard_loggers_record_a_run(synthetic, tmp_path):
 @pytest.fixture(scope="module")
 def masked_run(synthetic):
     model = tiny_model(synthetic, seed=4)
-    trainer = Trainer(model, synthetic[2], train_config(steps=12))
+    trainer = Trainer(model, synthetic[2], train_config(steps=12, val_fraction=0.0))  # the weights as trained
     trainer.fit()
     assert model.decoder.head.weight.abs().sum() > 0  # trained beyond persistence
     return model.eval(), trainer
@@ -777,7 +858,8 @@ def test_cogvideox_backbone_trains_adapters_only_and_checkpoints_without_frozen_
     adapters = model.backbone.trainable_state_dict()
     assert 0.0 < model.trainable_fraction() < 1.0
 
-    Trainer(model, synthetic[2], train_config(steps=5)).fit()  # no weight decay: only gradients move weights
+    # no weight decay: only gradients move weights; no validation split: the weights as trained are kept
+    Trainer(model, synthetic[2], train_config(steps=5, val_fraction=0.0)).fit()
     for key, value in model.backbone.transformer.state_dict().items():
         assert torch.equal(value, frozen[key]), f"frozen tensor {key} changed"
     moved = {k for k, v in model.backbone.trainable_state_dict().items() if not torch.equal(v, adapters[k])}
