@@ -147,6 +147,9 @@ def test_all_twelve_nodes_and_the_trunk_materialize_with_lineage(trained):
     assert md["loss_curve"].value.startswith("![full_integration loss](data:image/png;base64,")
     assert "persistence" in md["evaluation"].value and 0 < md["trainable_fraction"].value <= 1
     assert md["worst_surviving_share"] is not None and "max_loss_barrier" in md
+    history = manifests["full_integration"]["history"]  # the step model selection kept, 0 for the starting weights
+    assert md["selected_step"].value == history["best_step"] and 0 <= history["best_step"] <= manifests[
+        "full_integration"]["steps"] and history["validations"][0]["step"] == 0
 
 
 def test_scores_are_in_sql_per_group_horizon_and_forecaster_with_the_headline_beside(trained):

@@ -65,8 +65,11 @@ def embeddings_in(directory: Path, schema: WorldSchema) -> FieldEmbeddings:
     return FieldEmbeddings(schema.schema_hash, directory, embed=fake_embed)
 
 
-def tiny_curriculum() -> Curriculum:
-    return load_curriculum_text(TINY_CURRICULUM, source="tiny.yaml")
+def tiny_curriculum(validation: bool = True) -> Curriculum:
+    """``validation=False``: no validation split, so every node keeps the weights it trained to (with one, the
+    selection may keep a node's starting weights after a few steps, and new data would not change them)."""
+    text = TINY_CURRICULUM if validation else TINY_CURRICULUM.replace("val_fraction: 0.2", "val_fraction: 0.0")
+    return load_curriculum_text(text, source="tiny.yaml")
 
 
 @dataclass
