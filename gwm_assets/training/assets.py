@@ -249,7 +249,7 @@ def _node_metadata(node: CurriculumNode, manifest: dict, out: Path, kept: bool) 
         "parent_checkpoints": json.dumps({p["name"]: p["weights_sha256"][:16] for p in lineage.get("parents", [])}),
         "steps": int(manifest.get("steps") or 0), "kept": kept,
         # the optimiser step whose weights model selection kept (0: the starting weights; -1: nothing validated)
-        "selected_step": int(history.get("best_step", -1) if history.get("best_step") is not None else -1),
+        "selected_step": int(history["best_step"] if history.get("best_step") is not None else -1),
         "val_loss": number(metrics.get("val_loss")), "val_skill": number(metrics.get("val_skill")),
         "test_skill": number(metrics.get("test_skill")), "dm_pvalue": number(metrics.get("dm_pvalue")),
         "median_group_skill": number(metrics.get("median_group_skill")),
