@@ -464,6 +464,30 @@ def test_the_group_gate_pools_short_fields_and_the_block_cap_keeps_half_of_each_
     assert fit_gate(correction, np.zeros_like(correction), -target, np.ones_like(correction, dtype=bool))[0] == 0.0
 
 
+
+def test_the_gate_opens_only_where_the_corrections_gain_is_significant():
+    """Overlapping windows, as the evaluation has them: window i holds cells i .. i+L-1 of one series, so a noise
+    correction's per-window scores are autocorrelated. The plain least-squares weight opens on about half of 300
+    noise fields; the confidence bound with Newey-West lags over twice the window length on few of them, at small
+    weights, and on fewer than the same bound that ignores the overlap (lags=1). A weak real signal still opens."""
+    rng = np.random.default_rng(6)
+    n, L, F = 120, 8, 300
+    rows = np.arange(n)[:, None] + np.arange(L)[None, :]
+    noise_target, noise_correction = rng.normal(size=(n + L, F)), rng.normal(size=(n + L, F))
+    naive = np.zeros((n, L, F))
+    truth, model = noise_target[rows], noise_correction[rows]
+    scored = np.ones((n, L, F), dtype=bool)
+    plain = fit_gate(model, naive, truth, scored, blocks=1, confidence=0.0)
+    overlap_blind = fit_gate(model, naive, truth, scored, blocks=1, lags=1)
+    bounded = fit_gate(model, naive, truth, scored, blocks=1)
+    assert 0.35 < (plain > 0).mean() < 0.65
+    assert (bounded > 0).mean() < 0.15 and bounded.max() < 0.2
+    assert (bounded > 0).sum() < (overlap_blind > 0).sum()
+    assert np.all(bounded <= plain)
+    weak = noise_correction[rows][..., :1]
+    weak_truth = 0.5 * weak + noise_target[rows][..., :1]  # the correction carries a weak real signal
+    assert fit_gate(weak, naive[..., :1], weak_truth, scored[..., :1])[0] > 0.2
+
 # forecastable groups: where a classical model beats naive on validation -------------------------------
 
 def test_forecastable_groups_come_from_validation_and_score_the_model_on_test(ar_canvas):

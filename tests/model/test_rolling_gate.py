@@ -43,7 +43,7 @@ def test_a_base_that_stops_paying_off_is_switched_off_once_its_errors_are_publis
     history, target = _split(anchors, truth, base, naive)
     known = history.scored & (history.published <= 60)  # the history's last windows end after the first origin
     static_a, _ = fit_stacked_gate(history.model, history.base, history.naive, history.truth, known)
-    assert static_a[0] == pytest.approx(1.0, abs=0.02)  # validation alone: the base is good
+    assert static_a[0] > 0.95  # validation alone: the base is good (its confidence bound a little under 1)
     a, b, a_last, b_last = rolling_stacked_gate(history, target, end_step=200)
     assert a.shape == (60, 2)
     assert a[0, 0] == pytest.approx(static_a[0])  # the first origin knows only the history, as published by then
