@@ -132,6 +132,30 @@ def test_fred_refresh_fetches_only_what_is_new_and_keeps_revisions(tmp_path, mon
     assert sql(warehouse, "SELECT count(*) FROM raw_fred WHERE date = '2024-02-01'")[0][0] == 2
 
 
+def test_the_fred_refresh_paces_its_requests_unless_told_the_api_has_no_limit(tmp_path, monkeypatch):
+    """The asset's client is paced at 110 requests a minute by default and unpaced with ``FRED_REQUESTS_PER_MINUTE=0``
+    (a mirror or a local stand-in, as in the tutorial test); the pacing itself is tests/sources/test_fred.py's."""
+    from gwm_assets.sources import fred
+
+    home, warehouse = tmp_path, tmp_path / "w.duckdb"
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    FakeFred({k: [("2024-01-01", "2024-02-02", "3.7")] for k in ("UNRATE", "DGS10")}).install(monkeypatch)
+    monkeypatch.setattr("gwm_assets.sources.assets._catalog_keys", lambda world, source: ["UNRATE", "DGS10"])
+    clients = []
+
+    class Recorded(fred.FredClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            clients.append(self)
+
+    monkeypatch.setattr(fred, "FredClient", Recorded)
+    assert run(home, warehouse, ["raw_fred"], fred_api_key="test").success
+    monkeypatch.setenv("FRED_REQUESTS_PER_MINUTE", "0")
+    assert run(home, warehouse, ["raw_fred"], fred_api_key="test").success
+    assert [c.min_interval_s for c in clients] == [pytest.approx(60 / 110), 0.0]
+    assert sql(warehouse, "SELECT count(DISTINCT series_id) FROM raw_fred")[0][0] == 2
+
+
 def test_failed_fetch_keeps_stored_rows_and_names_the_series(tmp_path, monkeypatch):
     home, warehouse = tmp_path, tmp_path / "w.duckdb"
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

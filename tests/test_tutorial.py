@@ -5,7 +5,8 @@ curriculum is the standard one with a tiny profile and whose data is a few synth
 the tutorial runs in a couple of minutes. ``make run`` (step 1) is stood in for by an in-process
 materialization of the same graph, and ``make ui`` (step 2) is what ``tests/ui`` drives in a browser;
 every other line runs in bash from the project directory. FRED is a local HTTP server speaking the
-FRED API (``FRED_API_URL``), so step 4's refresh is the real code path with the network faked. The
+FRED API (``FRED_API_URL``, unpaced: ``FRED_REQUESTS_PER_MINUTE=0``), so step 4's refresh is the real code
+path with the network faked. The
 Dagster commands run their steps in-process (``GWM_EXECUTOR=in_process``): the same steps, without a
 process start and a code-location load for each of them (measured with a benchmark sharing the two
 cores: 464 s with the multiprocess executor, 245 s in-process).
@@ -121,6 +122,7 @@ def project(tmp_path_factory):
            if not k.startswith(("GWM_", "FRED_")) and k not in ("DAGSTER_HOME", "SEC_USER_AGENT")}
     env.update(GWM_HOME=str(proj), GWM_CURRICULUM=str(proj / "curricula" / "standard.yaml"),
                DAGSTER_HOME=str(proj / "dagster_home"), FRED_API_URL=fred.url,
+               FRED_REQUESTS_PER_MINUTE="0",  # a local stand-in: no API limit (paced, ~250 series take 136 s)
                GWM_EXECUTOR="in_process")  # the same steps, without a process start-up and code load per step
     yield {"dir": proj, "env": env, "fred": fred, "warehouse": warehouse}
     fred.close()

@@ -25,6 +25,11 @@ class SourceSettings(dg.ConfigurableResource):
                               description="FRED API key (https://fred.stlouisfed.org/docs/api/api_key.html)")
     fred_api_url: str = Field(default_factory=lambda: os.environ.get("FRED_API_URL", "https://api.stlouisfed.org/fred"),
                               description="root of the FRED API (a mirror or proxy may stand in)")
+    fred_requests_per_minute: float | None = Field(
+        default_factory=lambda: float(os.environ["FRED_REQUESTS_PER_MINUTE"])
+        if os.environ.get("FRED_REQUESTS_PER_MINUTE") else None,
+        description="pacing of FRED requests (unset: 110 a minute, under the API's 120 per key); 0: unpaced, for a "
+                    "mirror or a local stand-in without a limit")
     fred_revision_days: int = Field(default=90, description="days before the watermark that FRED re-fetches")
     yahoo_revision_days: int = Field(default=5, description="days before the watermark that Yahoo re-fetches")
     pmi_revision_days: int = Field(default=62, description="days before the watermark that PMI re-fetches")

@@ -169,7 +169,8 @@ def raw_fred(context: dg.AssetExecutionContext, warehouse: WarehouseResource, wo
         reason = f"{offline}: live FRED refresh skipped; raw_fred holds the embedded history"
         context.log.warning(reason)
         return _result(context, warehouse, record_skip(warehouse.connect, "fred", context.run.run_id, reason))
-    client = fred.FredClient(api_key=settings.fred_api_key, root_url=settings.fred_api_url)
+    client = fred.FredClient(api_key=settings.fred_api_key, root_url=settings.fred_api_url,
+                             requests_per_minute=settings.fred_requests_per_minute)
 
     def fetch_one(series_id: str, last: date | None) -> FetchResult:
         return client.fetch([series_id], since={series_id: last}, revision_days=settings.fred_revision_days)
