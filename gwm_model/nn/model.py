@@ -152,13 +152,15 @@ class WorldModelNet(nn.Module):
         """
         B, L, S = values.shape
         carried, age = carry_forward(values, visible, self.slot_field)
-        started = (age < L)[..., self.slot_field]                                 # (B, L, S): has a start value
         reference = self._reference(carried, age, step_offset) if self.config.relative_inputs else None
-        if base is not None:
-            carried = torch.where(torch.isnan(base), carried, base.to(carried.dtype))
-            started = started | ~torch.isnan(base)
+        from_base = None if base is None else ~torch.isnan(base)
+        if from_base is not None:
+            carried = torch.where(from_base, base.to(carried.dtype), carried)
         seen_values, seen_carried = values, carried
         if reference is not None:  # relative_inputs: what the encoder reads, not where the prediction starts
+            started = (age < L)[..., self.slot_field]                             # (B, L, S): has a start value
+            if from_base is not None:
+                started = started | from_base
             shown = (visible if noised is None else visible | noised)[..., self.slot_field]
             seen_values = torch.where(shown, values - reference[:, None, :], values)
             seen_carried = torch.where(started, carried - reference[:, None, :], carried)
