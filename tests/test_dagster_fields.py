@@ -1,4 +1,8 @@
-"""The `fields` asset through real Dagster materializations in a temporary DAGSTER_HOME."""
+"""The `fields` asset through real Dagster materializations in a temporary DAGSTER_HOME.
+
+The commands run their steps in-process (``GWM_EXECUTOR=in_process``): the same step, without a second process
+that loads the code location again (measured: 15.5 s against 10.5 s per materialization with a benchmark sharing
+the cores); tests/test_scale_out.py covers the multiprocess executor."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def dagster(args: list[str], home: Path, warehouse: Path, schema: Path | None = None):
-    env = dict(os.environ, DAGSTER_HOME=str(home), GWM_WAREHOUSE=str(warehouse))
+    env = dict(os.environ, DAGSTER_HOME=str(home), GWM_WAREHOUSE=str(warehouse), GWM_EXECUTOR="in_process")
     env.pop("GWM_SCHEMA", None)
     if schema is not None:
         env["GWM_SCHEMA"] = str(schema)
