@@ -4,11 +4,12 @@
 
 ``w_f`` is the least-squares weight of the model's correction to the naive forecast on the hidden
 cells at and after the anchor of the *validation* windows (before ``train_end``: the test period is
-never seen), clipped to [0, 1]. Where the model's correction carries no signal (a yield whose naive
-forecast is near-optimal) the weight goes to 0 and the forecast is the naive one; where it does, the
-weight keeps it. A field with fewer than ``min_cells`` validation cells gets 0 (no evidence, no
-correction). Measured cause that motivates it: on the embedded default the models' normalised
-one-step errors on the yields are 5-10x the naive forecast's, because any correction noise on a
+never seen), lowered to its one-sided 95% confidence bound and clipped to [0, 1]. Where the model's
+correction carries no signal (a yield whose naive forecast is near-optimal) the weight goes to 0 and
+the forecast is the naive one; where it does, the weight keeps it. A field with fewer than
+``min_cells`` validation cells gets 0 (no evidence, no correction). Measured cause that motivates it:
+on the embedded default the models' normalised one-step errors on the yields are 5-10x the naive
+forecast's, because any correction noise on a
 series that persistence forecasts almost perfectly is pure harm.
 
 With the model's AR base forecast (:class:`~gwm_model.training.autoregression.BaseForecast`) the gate has two
@@ -115,7 +116,8 @@ def fit_stacked_gate(model: np.ndarray, base: np.ndarray | None, naive: np.ndarr
                      scored: np.ndarray, groups: Sequence[str] | None = None, min_cells: int = MIN_GATE_CELLS,
                      blocks: int = GATE_BLOCKS, confidence: float = GATE_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """``(a, b)``, each ``(F,)``: the weight of the model's base forecast over naive, then of the network's correction
-    over that gated base, both least squares in [0, 1] that pay off in every block (:func:`fit_gate`):
+    over that gated base, both least squares (at their confidence bound) in [0, 1] that pay off in every block
+    (:func:`fit_gate`):
 
         forecast = naive + a * (base - naive) + b * (model - base)
 
