@@ -9,8 +9,8 @@ correction carries no signal (a yield whose naive forecast is near-optimal) the 
 the forecast is the naive one; where it does, the weight keeps it. A field with fewer than
 ``min_cells`` validation cells gets 0 (no evidence, no correction). Measured cause that motivates it:
 on the embedded default the models' normalised one-step errors on the yields are 5-10x the naive
-forecast's, because any correction noise on a
-series that persistence forecasts almost perfectly is pure harm.
+forecast's, because any correction noise on a series that persistence forecasts almost perfectly is
+pure harm.
 
 With the model's AR base forecast (:class:`~gwm_model.training.autoregression.BaseForecast`) the gate has two
 weights, one for the base and one for the network's correction to it (:func:`fit_stacked_gate`). The evaluation
