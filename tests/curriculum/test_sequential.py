@@ -6,24 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from gwm_model.curriculum import CurriculumError
 from gwm_model.curriculum.sequential import TRUNK, CurriculumTrainer
 from gwm_model.training.checkpoint import MANIFEST_FILE
-from tests.curriculum.helpers import build_world, embeddings_in, node_canvas, tiny_curriculum
+from tests.curriculum.helpers import node_canvas
 
-
-@pytest.fixture(scope="module")
-def setup(world, tmp_path_factory):
-    """The tiny curriculum without a validation split: these tests are about which nodes retrain, and a node that
-    kept its starting weights (model selection, tested in tests/model) would hand its children unchanged inputs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    curriculum = tiny_curriculum(validation=False)
-    built = build_world(world, curriculum)
-    yield curriculum, built.canvases, embeddings_in(tmp_path_factory.mktemp("gwm_cache"), world)
-    torch.set_num_threads(threads)
+# No validation split (the module-scoped `setup` in conftest.py reads this): these tests are about which nodes
+# retrain, and a node that kept its starting weights (model selection, tested in tests/model) would hand its
+# children unchanged inputs.
+VALIDATION = False
 
 
 def trainer(setup, world, out_dir, canvases=None, log=None):
