@@ -26,6 +26,7 @@ import numpy as np
 MIN_GATE_CELLS = 20
 GATE_BLOCKS = 3
 GATE_CONFIDENCE = 1.645  # the weight is its one-sided 95% lower confidence bound
+LAG_WINDOWS = 2  # Newey-West lags of that bound, in window lengths: windows L apart still share cells
 HALF_GAIN = 1.0 + 1.0 / np.sqrt(2.0)  # a weight up to this multiple of a block's own keeps half its best gain
 
 
@@ -71,7 +72,8 @@ def fit_gate(model: np.ndarray, naive: np.ndarray, truth: np.ndarray, scored: np
     with np.errstate(invalid="ignore", divide="ignore"):
         weight = np.where(den > 0, num / den, 0.0)
     if confidence > 0:
-        weight = weight - confidence * _standard_error(num_by_window, den_by_window, weight, lags or 2 * model.shape[1])
+        lags = lags or LAG_WINDOWS * model.shape[1]
+        weight = weight - confidence * _standard_error(num_by_window, den_by_window, weight, lags)
     weight = np.where(cells >= min_cells, np.clip(weight, 0.0, 1.0), 0.0)
     if blocks > 1 and model.shape[0] >= blocks:
         parts = np.array_split(np.arange(model.shape[0]), blocks)
@@ -108,7 +110,7 @@ def fit_group_gate(model: np.ndarray, naive: np.ndarray, truth: np.ndarray, scor
         members = np.flatnonzero(groups == group)
         model_g, naive_g, truth_g, scored_g = (x[..., members].reshape(n, -1, 1) for x in (model, naive, truth, scored))
         weight[members] = fit_gate(model_g, naive_g, truth_g, scored_g, min_cells, blocks, confidence,
-                                   lags=2 * model.shape[1])[0]
+                                   lags=LAG_WINDOWS * model.shape[1])[0]
     return weight
 
 
