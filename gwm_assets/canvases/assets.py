@@ -13,7 +13,7 @@ from gwm_assets.automation.conditions import FOLLOW_CHECKED
 from gwm_assets.canvases.build import build_node_canvas, presence_png, record_canvas
 from gwm_assets.observations.assets import observations
 from gwm_assets.resources.paths import canvases_dir, curriculum_path
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
@@ -25,7 +25,7 @@ def canvas_key(node: str) -> dg.AssetKey:
 
 
 def _canvas_asset(node: CurriculumNode) -> dg.AssetsDefinition:
-    @dg.asset(key=canvas_key(node.name), group_name="canvases", deps=[observations], pool="duckdb_write",
+    @dg.asset(key=canvas_key(node.name), group_name="canvases", deps=[observations], **WRITER_ASSET,
               kinds={"numpy", "safetensors"}, tags={"tier": str(node.tier)},
               automation_condition=FOLLOW_CHECKED,
               description=f"Canvas of curriculum node `{node.name}` (tier {node.tier}): {node.description}. "

@@ -9,7 +9,7 @@ from gwm_assets.coverage.heatmap import render_heatmap_png
 from gwm_assets.coverage.plan import LAYER_SUMMARY, write_coverage_plan
 from gwm_assets.observations.assets import observations
 from gwm_assets.resources.paths import warehouse_path
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
@@ -21,7 +21,7 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
                       *("| " + " | ".join(str(v) for v in row) + " |" for row in rows)])
 
 
-@dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
+@dg.asset(group_name="warehouse", **WRITER_ASSET, kinds={"duckdb"}, deps=[observations],
           automation_condition=FOLLOW_CHECKED,
           description="Views `field_coverage` (per field: layer, sources, n_obs, first/last date, declared vs "
                       "observed period, staleness, share of the time axis) and `layer_coverage` (per top-level "
@@ -50,7 +50,7 @@ def coverage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
     })
 
 
-@dg.asset(group_name="warehouse", pool="duckdb_write", kinds={"duckdb"}, deps=[observations],
+@dg.asset(group_name="warehouse", **WRITER_ASSET, kinds={"duckdb"}, deps=[observations],
           automation_condition=FOLLOW_CHECKED,
           description="Table `coverage_plan`: per leaf field its layer, planned sources (catalog and your tabular "
                       "files), which of them have offline rows now, what a live refresh needs (FRED_API_KEY, "

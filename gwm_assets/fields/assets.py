@@ -5,7 +5,7 @@ from collections import Counter
 import dagster as dg
 
 from gwm_assets.fields.table import COLUMNS, write_fields
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 
 FIELDS_COLUMN_SCHEMA = dg.TableSchema(columns=[
@@ -32,7 +32,7 @@ assert [c.name for c in FIELDS_COLUMN_SCHEMA.columns] == list(COLUMNS)
     key="fields",
     group_name="warehouse",
     kinds={"duckdb"},
-    pool="duckdb_write",
+    **WRITER_ASSET,
     code_version="1",
     description="The world schema (every leaf and coarse field with period, unit, weight, footprint, "
                 "description) as warehouse table `fields`. Replaced in one transaction.",

@@ -19,7 +19,7 @@ from gwm_assets.forecasts.build import MAX_BACKTEST_ORIGINS, NodeInputs, forecas
 from gwm_assets.forecasts.plots import forecast_png
 from gwm_assets.forecasts.table import drop_node_forecasts, ensure_tables, replace_node_forecasts
 from gwm_assets.resources.training import TrainingResource
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.training.assets import train_key
 from gwm_assets.training.plots import markdown_image
@@ -46,7 +46,7 @@ def _picture(node: str, model: WorldModel, frame: pd.DataFrame, units: dict[str,
 def forecasts_asset(curriculum: Curriculum) -> dg.AssetsDefinition:
     nodes = curriculum.order()
 
-    @dg.asset(name="forecasts", group_name="training", deps=[train_key(n) for n in nodes], pool="duckdb_write",
+    @dg.asset(name="forecasts", group_name="training", deps=[train_key(n) for n in nodes], **WRITER_ASSET,
               kinds={"pytorch", "duckdb"},
               description="Tables `forecasts` (each trained node's current rows) and `forecast_history` (every "
                           "checkpoint's): live forecasts from the newest data for horizons 1..H of the node's "

@@ -6,7 +6,7 @@ from gwm_assets.automation.conditions import FOLLOW_UPSTREAM
 from gwm_assets.fields.assets import fields
 from gwm_assets.observations.build import build_observations, observations_by_field, write_source_series
 from gwm_assets.resources.sources import SourceSettings
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.sources import tabular
 from gwm_assets.sources.assets import SOURCE_ASSETS, raw_tabular
@@ -16,7 +16,7 @@ from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 
 # both follow their parents by themselves (see gwm_assets/automation/conditions.py)
-WAREHOUSE = {"group_name": "warehouse", "pool": "duckdb_write", "kinds": {"duckdb"},
+WAREHOUSE = {"group_name": "warehouse", **WRITER_ASSET, "kinds": {"duckdb"},
              "automation_condition": FOLLOW_UPSTREAM}
 
 

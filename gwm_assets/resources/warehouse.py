@@ -16,9 +16,19 @@ from pydantic import Field
 from gwm_assets.resources.paths import warehouse_parquet_dir, warehouse_path
 from gwm_assets.warehouse.connection import open_warehouse
 
+#: The Dagster concurrency pool of every asset that writes the warehouse (limit 1 in the instance's
+#: ``dagster.yaml``): DuckDB takes one writing process per file, across runs.
+WRITER_POOL = "duckdb_write"
+#: The op tag every writer carries as well, so that a run's own executor can hold its writers to one at a time
+#: (``tag_concurrency_limits`` in ``deploy/local/run_config.yaml``). Without it the writers of one run all ask the
+#: pool, and a step the pool turns away asks again only after a back-off that grows to 15 s.
+WRITER_TAG = {"gwm/warehouse": "write"}
+#: ``@dg.asset(**WRITER_ASSET, ...)``: the pool and the tag.
+WRITER_ASSET = {"pool": WRITER_POOL, "op_tags": WRITER_TAG}
+
 
 class WarehouseResource(dg.ConfigurableResource):
-    """``warehouse/gwm.duckdb`` (or ``GWM_WAREHOUSE``). Writers also sit in pool ``duckdb_write``."""
+    """``warehouse/gwm.duckdb`` (or ``GWM_WAREHOUSE``). Writers also sit in pool ``duckdb_write`` (``WRITER_ASSET``)."""
 
     path: str = Field(default_factory=lambda: str(warehouse_path()),
                       description="DuckDB file of the warehouse")

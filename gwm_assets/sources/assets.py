@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 
 from gwm_assets.resources.sources import SourceSettings
-from gwm_assets.resources.warehouse import WarehouseResource
+from gwm_assets.resources.warehouse import WRITER_ASSET, WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
 from gwm_assets.sources import (
     bundled,
@@ -28,7 +28,7 @@ from gwm_assets.warehouse.clock import utcnow
 from gwm_assets.warehouse.connection import transaction
 from gwm_assets.warehouse.ledger import Provenance, RefreshEntry, ensure_ledger, record_refresh
 
-WRITER = {"group_name": "sources", "pool": "duckdb_write", "kinds": {"duckdb"}}
+WRITER = {"group_name": "sources", **WRITER_ASSET, "kinds": {"duckdb"}}
 
 
 def _result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outcome: RefreshOutcome,

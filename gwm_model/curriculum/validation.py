@@ -13,7 +13,7 @@ from torch import nn
 
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.nn.build import build_world_model
-from gwm_model.training.batches import WindowBatches, split_anchors, training_batches
+from gwm_model.training.batches import WindowBatches, eval_chunk, split_anchors, training_batches
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
 
@@ -56,8 +56,9 @@ def window_loss(model: nn.Module, canvas: Canvas, anchors: np.ndarray, train: Tr
     generator = torch.Generator(device=device).manual_seed(seed)
     total, weight = 0.0, 0
     model.eval()
-    for i in range(0, anchors.size, 64):
-        loss, _, n = objective.loss(batches(anchors[i:i + 64]), generator, extra_hiding=extra_hiding)
+    chunk = eval_chunk(batches.window, model.plan.num_tokens, device)
+    for i in range(0, anchors.size, chunk):
+        loss, _, n = objective.loss(batches(anchors[i:i + chunk]), generator, extra_hiding=extra_hiding)
         total += float(loss) * n
         weight += n
     return total / weight if weight else math.nan

@@ -38,7 +38,7 @@ from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive, n
 from gwm_model.evaluation.rolling_gate import GateWindows, rolling_stacked_gate
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
 from gwm_model.training.autoregression import visible_from
-from gwm_model.training.batches import WindowBatches
+from gwm_model.training.batches import WindowBatches, eval_chunk
 from gwm_model.training.run import FittedModel
 from gwm_model.training.steps import Objective
 
@@ -88,14 +88,16 @@ def _subsample(anchors: np.ndarray, limit: int | None) -> np.ndarray:
 @torch.no_grad()
 def model_forecasts(objective: Objective, batches: WindowBatches, anchors: np.ndarray,
                     input_fields: torch.Tensor | None = None, wanted_fields: torch.Tensor | None = None,
-                    samples: int = 8, steps: int = 10, seed: int = 0, chunk: int = 64) -> np.ndarray:
-    """``(n, L, F)`` predictions (normalised units) of hidden scalar cells; NaN for vector/inactive fields."""
+                    samples: int = 8, steps: int = 10, seed: int = 0, chunk: int | None = None) -> np.ndarray:
+    """``(n, L, F)`` predictions (normalised units) of hidden scalar cells; NaN for vector/inactive fields. ``chunk``
+    windows a pass (None: :func:`~gwm_model.training.batches.eval_chunk`)."""
     canvas = batches.canvas
     scalar = np.asarray(canvas.slots) == 1
     first_slot = torch.from_numpy(canvas.offsets[:-1]).to(batches.device)
     generator = torch.Generator(device=batches.device).manual_seed(seed)
     out = []
     objective.model.eval()
+    chunk = chunk or eval_chunk(batches.window, objective.model.plan.num_tokens, batches.device)
     for lo in range(0, anchors.size, chunk):
         batch = batches(anchors[lo:lo + chunk], input_fields)
         wanted = ~batch["visible"] & objective.model_fields
@@ -306,16 +308,20 @@ def _imputation(objective: Objective, batches: WindowBatches, anchors: np.ndarra
         chosen = [int(f) for f in candidates[:limit]]
     else:
         chosen = [canvas.field_index(p) for p in fields]
+    chosen = chosen[:anchors.size]
     rows = []
-    for f in chosen:
+    for i, f in enumerate(chosen):
+        # field i is held out in every len(chosen)-th test window from the i-th: the windows overlap, so each field is
+        # still imputed across the whole test period, and all of them together cost one pass over the test windows
+        windows = np.arange(i, anchors.size, len(chosen))
         keep = torch.ones(len(canvas.slots), dtype=torch.bool, device=batches.device)
         keep[f] = False
         only = ~keep
-        pred = model_forecasts(objective, batches, anchors, input_fields=keep, wanted_fields=only,
+        pred = model_forecasts(objective, batches, anchors[windows], input_fields=keep, wanted_fields=only,
                                samples=samples, steps=steps)
-        mask = np.zeros_like(present)
-        mask[..., f] = present[..., f]
-        frame = imputation_scores(truth, mask, pred, np.zeros(len(canvas.slots)))
+        mask = np.zeros_like(present[windows])
+        mask[..., f] = present[windows][..., f]
+        frame = imputation_scores(truth[windows], mask, pred, np.zeros(len(canvas.slots)))
         row = frame[frame["group"] == "all"].iloc[0].to_dict()
         row["field"] = canvas.paths[f]
         rows.append(row)

@@ -44,7 +44,7 @@ from gwm_model.inference.naive_values import naive_from_origins
 from gwm_model.inference.steps import forecast_fields, nearest_spread, step_start, step_starts
 from gwm_model.nn.model import WorldModelNet
 from gwm_model.training.autoregression import BaseForecast
-from gwm_model.training.batches import split_anchors
+from gwm_model.training.batches import eval_chunk, split_anchors
 from gwm_model.training.checkpoint import load_model
 from gwm_model.training.objectives import MaskingConfig
 from gwm_model.training.steps import STEP_DAYS, Objective
@@ -262,7 +262,7 @@ class WorldModel:
 
     @torch.no_grad()
     def _predict(self, origins: np.ndarray, fields: list[str], samples: int, seed: int,
-                 chunk: int = 64) -> _Prediction:
+                 chunk: int | None = None) -> _Prediction:
         canvas, _ = self._observed()
         origin_days = origins.astype("datetime64[D]")
         anchors = canvas.axis.step_of(origin_days)
@@ -285,6 +285,7 @@ class WorldModel:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("steps", "visible", "observed", "mean", "std", "q05",
                                                                "q95", "base")}
         origin_us = origins.astype("datetime64[us]").astype(np.int64)
+        chunk = chunk or eval_chunk(self.context + self.horizon, self.net.plan.num_tokens, self.device)
         for lo in range(0, anchors.size, chunk):
             windows = [self._window(canvas, int(a), int(u)) for a, u in
                        zip(anchors[lo:lo + chunk], origin_us[lo:lo + chunk], strict=True)]

@@ -90,6 +90,10 @@ class FieldDecoder(nn.Module):
         nn.init.zeros_(self.head.weight)  # an untrained model predicts exactly its base forecast (see WorldModelNet)
         nn.init.zeros_(self.head.bias)
 
+    def is_silent(self) -> bool:
+        """True while the head is all zeros (an untrained model): every correction it writes is exactly 0."""
+        return not (bool(self.head.weight.detach().any()) or bool(self.head.bias.detach().any()))
+
     def forward(self, tokens: torch.Tensor, token_slots: torch.Tensor, num_slots: int) -> torch.Tensor:
         """``(B, L, P, d)`` -> ``(B, L, S)`` slot values: the mean over the token channels that write a slot.
 

@@ -156,6 +156,8 @@ class WorldModelNet(nn.Module):
         from_base = None if base is None else ~torch.isnan(base)
         if from_base is not None:
             carried = torch.where(from_base, base.to(carried.dtype), carried)
+        if not torch.is_grad_enabled() and self.decoder.is_silent():
+            return carried  # an untrained head corrects nothing: the backbone's pass would be multiplied by 0
         seen_values, seen_carried = values, carried
         if reference is not None:  # relative_inputs: what the encoder reads, not where the prediction starts
             started = (age < L)[..., self.slot_field]                             # (B, L, S): has a start value

@@ -24,7 +24,7 @@ import torch
 
 from gwm_model.canvas.canvas import Canvas
 from gwm_model.training import distributed
-from gwm_model.training.batches import WindowBatches, WindowSplit, serving_batches, training_batches
+from gwm_model.training.batches import WindowBatches, WindowSplit, eval_chunk, serving_batches, training_batches
 from gwm_model.training.checkpoint import FROZEN_PREFIX
 from gwm_model.training.config import TrainConfig
 from gwm_model.training.steps import Objective
@@ -166,8 +166,9 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         extra_hiding = self.config.select_on == "masked"
         total, weight = 0.0, 0
-        for i in range(0, anchors.size, self.config.batch_size * 4):
-            batch = self.batches(anchors[i:i + self.config.batch_size * 4])
+        chunk = eval_chunk(self.batches.window, self.model.plan.num_tokens, self.device)
+        for i in range(0, anchors.size, chunk):
+            batch = self.batches(anchors[i:i + chunk])
             with self._autocast():
                 loss, _, n = self.objective.loss(batch, generator, extra_hiding=extra_hiding)
             total += float(loss) * n

@@ -362,6 +362,25 @@ def test_untrained_model_predicts_exactly_the_carried_forward_value(synthetic):
     assert (age[:, -1][last_seen] == 0).all() and (age[:, -1][~last_seen] >= 1).all()
 
 
+def test_an_untrained_head_skips_the_backbone_without_changing_the_prediction(synthetic):
+    model = tiny_model(synthetic).eval()
+    batches, batch = window_batch(synthetic)
+    visible = batch["visible"]
+    inputs = batch["targets"] * visible[..., batches.slot_field]
+    passes = []
+    model.backbone.register_forward_hook(lambda *_: passes.append(1))
+    args = (inputs, visible, batches.step_offset, batch["day_of_year"])
+    with torch.no_grad():
+        skipped = model(*args)
+    assert not passes                      # scoring persistence (an untrained model) costs no backbone pass
+    computed = model(*args)                # with gradients (training) the backbone always runs ...
+    assert len(passes) == 1
+    assert torch.equal(skipped, computed.detach())  # ... and its zero-weighted output changes nothing
+    with torch.no_grad():
+        model.decoder.head.bias[0] = 1e-3  # any non-zero head weight: the backbone runs again
+        model(*args)
+    assert len(passes) == 2
+
 def _with_trained_head(model):
     """The model with a random output head (an untrained one adds nothing, so its inputs could not matter)."""
     torch.manual_seed(1)
