@@ -319,9 +319,9 @@ def _imputation(objective: Objective, batches: WindowBatches, anchors: np.ndarra
         only = ~keep
         pred = model_forecasts(objective, batches, anchors[windows], input_fields=keep, wanted_fields=only,
                                samples=samples, steps=steps)
-        mask = np.zeros_like(present[windows])
-        mask[..., f] = present[windows][..., f]
-        frame = imputation_scores(truth[windows], mask, pred, np.zeros(len(canvas.slots)))
+        held = np.zeros_like(present[windows])
+        held[..., f] = present[windows, :, f]
+        frame = imputation_scores(truth[windows], held, pred, np.zeros(len(canvas.slots)))
         row = frame[frame["group"] == "all"].iloc[0].to_dict()
         row["field"] = canvas.paths[f]
         rows.append(row)
