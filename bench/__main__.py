@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import canvas_build, checks, curriculum, ingest, scale, schema_compile, skill, training
+from bench import canvas_build, checks, curriculum, ingest, scale, schema_compile, skill, text_embedding, training
 
 BENCHMARKS = {"schema_compile": schema_compile.run, "ingest": ingest.run, "checks": checks.run,
-              "canvas_build": canvas_build.run, "training": training.run,
+              "canvas_build": canvas_build.run, "text_embedding": text_embedding.run, "training": training.run,
               "curriculum": curriculum.run, "scale": scale.run, "skill": skill.run}
 ALL_SCALE_ROWS = "100000,1000000"  # scale's sizes when every benchmark runs (10 M rows take minutes more)
 ALL_SKILL_VARIANTS = "seed0,seed1"  # skill's variants when every benchmark runs (each is a whole curriculum)

@@ -42,7 +42,8 @@ def embed_cached(conn: duckdb.DuckDBPyConnection, texts: Sequence[str], embedder
     for i, h in enumerate(hashes):
         if h not in known and h not in todo_index:
             todo_index[h] = i
-    todo = list(todo_index.items())
+    # shortest first: a batch pads to its longest text, so batches of similar lengths waste the least compute
+    todo = sorted(todo_index.items(), key=lambda item: len(texts[item[1]]))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         vectors = np.asarray(embedder([texts[i] for _, i in chunk]), dtype=np.float32)

@@ -46,8 +46,11 @@ def minilm_embedder() -> Embedder:
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, TEXT_DIM), dtype=np.float32)
-        out = model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                           show_progress_bar=False)
+        import torch
+
+        with torch.inference_mode():  # no autograd bookkeeping at all (sentence-transformers only turns grads off)
+            out = model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+                               show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
     return embed

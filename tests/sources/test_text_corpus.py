@@ -75,6 +75,19 @@ def test_the_cache_embeds_each_text_once():
     assert computed == 1  # the cache is per model
 
 
+def test_the_cache_sends_texts_shortest_first_and_returns_them_in_order():
+    texts = ["a much longer post than the others", "hi", "medium post", "hi", "ok then"]
+    batches = []
+
+    def recording(chunk):
+        batches.append(list(chunk))
+        return CountingEmbedder()(chunk)
+
+    vectors, computed = embed_cached(duckdb.connect(), texts, recording, "m", batch_size=2)
+    assert computed == 4 and batches == [["hi", "ok then"], ["medium post", "a much longer post than the others"]]
+    assert np.array_equal(vectors, CountingEmbedder()(texts))  # each row is its own text's vector
+
+
 def test_posts_reach_observations_as_a_daily_social_signal(world):
     frame = posts((1, "Big rally tonight", "2016-10-01T20:00:00Z"), (2, "Debate was rigged", "2016-10-01T23:00:00Z"),
                   (3, "Thank you Ohio", "2016-10-02T10:00:00Z"), (4, "", "2016-10-02T11:00:00Z"))
