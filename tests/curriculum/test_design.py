@@ -73,7 +73,7 @@ def test_offline_plan_is_deterministic_acyclic_and_covers_every_dataset(world):
 
 def test_designs_carry_the_standard_profiles(world):
     c = build_curriculum("g", DATASETS[:2], schema=world).curriculum
-    assert c.profile_names == ("cpu", "h100") and c.default_profile == "cpu"
+    assert c.profile_names == ("cpu", "quality", "h100") and c.default_profile == "cpu"
     top = max(c.nodes.values(), key=lambda n: n.tier)
     assert c.hyperparameters(top.name, "h100").model.d_model == 128
     seed = load_curriculum(STANDARD_CURRICULUM.with_name("seed_example.yaml"))

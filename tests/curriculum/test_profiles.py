@@ -72,7 +72,7 @@ def test_a_tier_without_an_entry_takes_the_nearest_lower_one():
 
 def test_h100_profile_is_the_seed_table(standard):
     table = {0: (6, 64, 2e-4, 10_000), 1: (8, 48, 1e-4, 15_000), 2: (10, 32, 5e-5, 20_000), 3: (12, 24, 3e-5, 30_000)}
-    assert standard.profile_names == ("cpu", "h100") and standard.default_profile == "cpu"
+    assert standard.profile_names == ("cpu", "quality", "h100") and standard.default_profile == "cpu"
     for name, node in standard.nodes.items():
         hp = standard.hyperparameters(name, "h100")
         layers, batch, lr, steps = table[node.tier]
@@ -84,6 +84,18 @@ def test_h100_profile_is_the_seed_table(standard):
     trunk = standard.trunk_hyperparameters("h100")
     assert trunk.node == "trunk" and trunk.train.steps == 2000 and trunk.model.n_layers == 6
     assert trunk.train.lr == pytest.approx(2e-4)
+
+
+def test_quality_profile_is_the_cpu_model_trained_longer_and_scored_against_dfm(standard):
+    def settings(name, profile=None):
+        return standard.trunk_hyperparameters(profile) if name == "trunk" else standard.hyperparameters(name, profile)
+
+    for name in [*standard.nodes, "trunk"]:
+        quick, long = settings(name), settings(name, "quality")
+        assert long.model == quick.model, name  # the same network: only the budget and the scoring change
+        assert long.train.steps >= 2 * quick.train.steps and long.train.eval_steps, name
+        assert (long.train.context, long.train.horizon) == (quick.train.context, quick.train.horizon)
+        assert "dfm" in long.evaluation.baselines and long.evaluation.max_anchors > quick.evaluation.max_anchors
 
 
 def test_cpu_profile_is_the_default(standard):
@@ -120,7 +132,7 @@ def test_numeric_strings_are_read_as_numbers():
 
 
 def test_unknown_profile_lists_the_available_ones(standard):
-    with pytest.raises(CurriculumError, match=re.escape("no profile 'a100'. Available: cpu, h100")):
+    with pytest.raises(CurriculumError, match=re.escape("no profile 'a100'. Available: cpu, quality, h100")):
         standard.hyperparameters("basic_finance", "a100")
     fails(with_profiles({"p": {}}, default_profile="q"), "default_profile 'q' is not defined", "Available: p")
 
