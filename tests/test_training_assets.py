@@ -132,7 +132,11 @@ def test_all_twelve_nodes_and_the_trunk_materialize_with_lineage(trained):
     assert {p["name"]: p["weights_sha256"] for p in child["lineage"]["parents"]} == {
         p: manifests[p]["weights_sha256"] for p in ("basic_finance", "basic_economics")}
     assert manifests["basic_finance"]["lineage"]["trunk"]["weights_sha256"] == trunk["weights_sha256"]
-    assert child["merge"]["report"]["method"] == "mean" and child["merge"]["report"]["averaged"]
+    report = child["merge"]["report"]
+    assert report["method"] == "mean" and report["used"] == ["basic_finance", "basic_economics"]
+    # a parent whose selection kept its starting weights is still at the trunk: only its field rows are merged
+    assert all(manifests[p]["history"]["best_step"] == 0 for p in report["unchanged"])
+    assert bool(report["averaged"]) is (len(report["unchanged"]) == 0)
     assert child["merge"]["report"]["zero_initialised_blocks"] == [1]  # tier 1 is one block deeper
     quality = child["merge"]["quality"]
     assert set(quality["parents"]) == {"basic_finance", "basic_economics"}

@@ -116,6 +116,30 @@ def test_untrained_parent_is_skipped_unless_none_trained():
     torch.testing.assert_close(merged.shared["w"], torch.tensor([2.0, 0.0]))
 
 
+def test_a_parent_still_at_the_fork_point_gives_field_rows_but_does_not_dilute_the_shared_average():
+    fork = weights("trunk", {"w": [0.0, 0.0], "b": [1.0]}, {"f": [0.5], "e": [0.25]})
+    mover = weights("finance", {"w": [2.0, 4.0], "b": [3.0]}, {"f": [1.5]}, data_size=10.0)
+    kept = weights("economics", {"w": [0.0, 0.0], "b": [1.0]}, {"f": [0.5], "e": [0.25]}, data_size=30.0)
+    for method in ("mean", "weighted", "ties"):
+        merged, report = merge_parents([mover, kept], method, base=fork, ties_density=1.0)
+        assert (report.used, report.unchanged) == (["finance", "economics"], ["economics"]), method
+        torch.testing.assert_close(merged.shared["w"], torch.tensor([2.0, 4.0]))  # not halved toward the fork
+        torch.testing.assert_close(merged.shared["b"], torch.tensor([3.0]))
+        # rows are merged over both parents as before (mean 1.0, weighted by cells 0.75, ties keeps the change 1.5)
+        expected = {"mean": 1.0, "weighted": 0.75, "ties": 1.5}[method]
+        torch.testing.assert_close(merged.field_rows["f"], torch.tensor([expected]))
+        torch.testing.assert_close(merged.field_rows["e"], torch.tensor([0.25]))
+    assert "field rows only from economics" in report.summary()
+    # one element away from the fork point is a change: the parent is averaged as before
+    moved = weights("economics", {"w": [0.0, 0.0], "b": [1.5]}, {"e": [0.25]})
+    merged, report = merge_parents([mover, moved], "mean", base=fork)
+    assert report.unchanged == [] and torch.equal(merged.shared["w"], torch.tensor([1.0, 2.0]))
+    # without the fork point nothing can be compared: a plain mean; and parents all at the fork stay averaged
+    assert merge_parents([mover, kept], "mean")[1].unchanged == []
+    merged, report = merge_parents([kept, weights("twin", {"w": [0.0, 0.0], "b": [1.0]})], "mean", base=fork)
+    assert report.unchanged == [] and torch.equal(merged.shared["w"], torch.tensor([0.0, 0.0]))
+
+
 # -- real models: fresh field rows, a deeper child, loop gains of parents of different depth ---------------------
 
 

@@ -106,7 +106,11 @@ def test_join_records_lineage_merge_and_quality(trained):
 
     report = manifest["merge"]["report"]
     assert report["method"] == "mean" and report["used"] == list(TIER0) and report["skipped"] == []
-    assert report["averaged"] and all(not k.startswith("backbone.blocks.1.") for k in report["averaged"])
+    # a parent whose selection kept its starting weights is still at the fork point: only its field rows merge
+    for name in report["unchanged"]:
+        assert trained["results"][name].history.best_step == 0, name
+    assert bool(report["averaged"]) is (len(TIER0) - len(report["unchanged"]) > 1)
+    assert all(not k.startswith("backbone.blocks.1.") for k in report["averaged"] + report["copied"])
     assert report["zero_initialised_blocks"] == [1]  # the join is one layer deeper than its parents
     assert (report["fields_averaged"], report["fields_copied"], report["fields_fresh"]) == (1, 7, len(FRESH_FIELDS))
     assert result.merge_report.zero_initialised_blocks == [1]
