@@ -65,6 +65,7 @@ def variants(axis_years: float) -> dict[str, dict[str, float]]:
 
 def write_curriculum(base: dict, change: dict[str, float], profile: str, out: Path) -> Path:
     doc = copy.deepcopy(base)
+    doc["default_profile"] = profile  # what the materialization trains with (it reads no profile of its own)
     shift = change.get("train_fraction_shift", 0.0)
     doc["canvas"]["train_fraction"] = round(doc["canvas"]["train_fraction"] + shift, 4)
     train = doc["profiles"][profile].setdefault("train", {})

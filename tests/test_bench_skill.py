@@ -32,6 +32,13 @@ def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_
         assert fraction == round(base["canvas"]["train_fraction"] + change.get("train_fraction_shift", 0.0), 4)
 
 
+def test_the_chosen_profile_is_the_one_the_written_curriculum_trains_with(tmp_path):
+    base = yaml.safe_load(curriculum_path().read_text())
+    written = skill.write_curriculum(base, {"seed": 2}, "quality", tmp_path / "quality.yaml")
+    hyper = load_curriculum(written).hyperparameters("basic_finance")  # no profile named: the file's default
+    assert hyper.profile == "quality" and hyper.train.seed == 2 and "dfm" in hyper.evaluation.baselines
+
+
 def _scores(median: float, worse: int) -> dict[str, object]:
     return {"median_group_skill": median, "groups_worse_than_naive": worse, "forecastable_group_skill": None,
             "groups": {"financial.fx": {"n_cells": 400, "model": median, "model_raw": median - 0.5}}}
