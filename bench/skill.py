@@ -97,7 +97,13 @@ def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
                                         v.train_end FROM checkpoints c JOIN canvases v USING (node)""").fetchall()
         groups = conn.execute("""SELECT node, field_group, forecaster, n_cells, skill, dm_pvalue FROM forecast_scores
                                  WHERE horizon = 'all' AND field_group <> 'all' AND n_cells >= 100
-                                   AND forecaster IN ('model', 'model_raw', 'ar')""").fetchall()
+                                   AND forecaster IN ('model', 'model_raw', 'ar', 'dfm')""").fetchall()
+        # per horizon (canvas steps after the anchor) for the scored groups: the model against the classical models
+        horizons = conn.execute("""SELECT s.node, s.field_group, s.horizon, s.forecaster, s.skill FROM forecast_scores s
+                                   JOIN forecast_scores a ON a.node = s.node AND a.field_group = s.field_group
+                                    AND a.forecaster = 'model' AND a.horizon = 'all' AND a.n_cells >= 100
+                                   WHERE s.horizon NOT IN ('all', 'context') AND s.field_group <> 'all'
+                                     AND s.forecaster IN ('model', 'ar', 'dfm')""").fetchall()
     out: dict[str, dict[str, object]] = {}
     for node, *values, forecastable, train_end in heads:
         out[node] = {**dict(zip(SCORED, values, strict=True)), "forecastable_groups": forecastable,
@@ -107,6 +113,9 @@ def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
         row[forecaster] = skill
         if forecaster == "model":
             row["dm_pvalue"] = pvalue
+    for node, group, horizon, forecaster, skill in horizons:
+        row = out[node]["groups"][group].setdefault("by_horizon", {}).setdefault(str(horizon), {})
+        row[forecaster] = skill
     return out
 
 

@@ -55,3 +55,30 @@ def test_an_ablation_sits_beside_seed0_and_stays_out_of_the_spread():
     assert row == {"median_group_skill": -0.2, "groups_worse_than_naive": 2, "forecastable_group_skill": None,
                    "seed0_median_group_skill": 0.01}
     assert out["ablation"]["n"]["no_gate_median_group_skill"] == pytest.approx(-0.48)
+
+
+def test_scores_keep_the_classical_models_per_group_and_per_horizon(tmp_path):
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        columns = ", ".join(f"{name} DOUBLE" for name in skill.SCORED)
+        conn.execute(f"CREATE TABLE checkpoints (node VARCHAR, {columns}, forecastable_groups VARCHAR[])")
+        conn.execute("CREATE TABLE canvases (node VARCHAR, train_end DATE)")
+        conn.execute("CREATE TABLE forecast_scores (node VARCHAR, field_group VARCHAR, horizon VARCHAR, "
+                     "forecaster VARCHAR, n_cells INTEGER, skill DOUBLE, dm_pvalue DOUBLE)")
+        values = ", ".join(["0.1"] * len(skill.SCORED))
+        conn.execute(f"INSERT INTO checkpoints VALUES ('econ', {values}, ['country_us.macro'])")
+        conn.execute("INSERT INTO canvases VALUES ('econ', DATE '2014-01-06')")
+        macro = "country_us.macro"
+        rows = [(macro, "all", "model", 400, 0.16, 0.001), (macro, "all", "dfm", 400, 0.05, 0.3),
+                (macro, "all", "ar", 400, 0.15, 0.01), (macro, "3", "model", 80, 0.2, 0.1),
+                (macro, "3", "dfm", 80, 0.1, 0.2), (macro, "context", "model", 50, 0.3, 0.1),
+                ("financial.fx", "all", "model", 40, 0.5, 0.1), ("financial.fx", "3", "model", 10, 0.5, 0.1)]
+        conn.executemany("INSERT INTO forecast_scores VALUES ('econ', ?, ?, ?, ?, ?, ?)", rows)
+    scores = skill.read_scores(path)["econ"]
+    macro = scores["groups"]["country_us.macro"]
+    assert (macro["model"], macro["ar"], macro["dfm"], macro["dm_pvalue"]) == (0.16, 0.15, 0.05, 0.001)
+    assert macro["by_horizon"] == {"3": {"model": 0.2, "dfm": 0.1}}  # no pooled or context rows
+    assert set(scores["groups"]) == {"country_us.macro"}  # a group under 100 cells is not scored
+    assert scores["train_end"] == "2014-01-06"
