@@ -114,7 +114,8 @@ def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
         if forecaster == "model":
             row["dm_pvalue"] = pvalue
     for node, group, horizon, forecaster, skill in horizons:
-        row = out[node]["groups"][group].setdefault("by_horizon", {}).setdefault(str(horizon), {})
+        group_row = out.setdefault(node, {"groups": {}})["groups"].setdefault(group, {})
+        row = group_row.setdefault("by_horizon", {}).setdefault(str(horizon), {})
         row[forecaster] = skill
     return out
 
