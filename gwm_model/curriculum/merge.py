@@ -123,10 +123,12 @@ def merge_parents(parents: Sequence[NodeWeights], method: str = "mean", base: No
     used = trained or list(parents)
     skipped = [p.name for p in parents if all(p is not u for u in used)]
     unchanged = [p for p in used if base is not None and at_fork_point(p, base)]
-    movers = [p for p in used if all(p is not u for u in unchanged)] or used
+    if len(unchanged) == len(used):  # all still at the fork point: their plain average is the fork point
+        unchanged = []
+    movers = [p for p in used if all(p is not u for u in unchanged)]
     data = {p.name: p.data_size for p in used}
     report = MergeReport(method=method, parents=[p.name for p in parents], used=[p.name for p in used],
-                         skipped=skipped, unchanged=[p.name for p in used if all(p is not m for m in movers)],
+                         skipped=skipped, unchanged=[p.name for p in unchanged],
                          weights={p.name: data[p.name] for p in movers} if method == "weighted" else {})
     shared: dict[str, torch.Tensor] = {}
     keys = list(dict.fromkeys(k for p in movers for k in p.shared))
