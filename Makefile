@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@echo "gwm: environment ready in $(VENV)"
 
 run: setup
-	$(BIN)/dagster asset materialize -m gwm_assets.definitions --select '*' -c deploy/local/run_config.yaml
+	$(BIN)/dagster asset materialize -m gwm_assets.definitions --select '*'
 	@$(BIN)/gwm sql "select kind, count(*) as fields, count(distinct layer) as layers from fields group by kind order by kind"
 	@$(BIN)/gwm sql "select source, count(*) as observations, count(distinct field_path) as fields, min(ts) as first, max(ts) as last from observations group by source order by source"
 	@$(BIN)/gwm sql "select node, tier, n_fields, n_fields_with_data, round(presence_share, 4) as presence_share, n_steps, frequency, data_version from canvases order by tier, node"

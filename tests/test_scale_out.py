@@ -19,7 +19,7 @@ from gwm_assets.canvases.build import build_node_canvas
 from gwm_assets.definitions import CHECKS
 from gwm_assets.definitions import DATA_ASSETS as ASSETS
 from gwm_assets.ops import preflight
-from gwm_assets.resources.deployment import DeploymentError, executor_from_env, training_step_tags
+from gwm_assets.resources.deployment import LOCAL_EXECUTOR, DeploymentError, executor_from_env, training_step_tags
 from gwm_assets.resources.sources import SourceSettings
 from gwm_assets.resources.warehouse import WarehouseResource
 from gwm_assets.resources.world import WorldSchemaResource
@@ -40,13 +40,14 @@ def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- executor selection and deploy files
 
 
-def test_default_is_dagsters_multiprocess_executor_and_imports_no_dagster_k8s():
+def test_default_is_the_local_multiprocess_executor_and_imports_no_dagster_k8s():
     code = ("import sys, gwm_assets.definitions as d; "
             "print(d.defs.resolve_implicit_global_asset_job_def().executor_def.name, 'dagster_k8s' in sys.modules)")
     result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["multi_or_in_process_executor", "False"]
-    assert executor_from_env({}) is None and executor_from_env({"GWM_EXECUTOR": " Multiprocess "}) is None
+    assert result.stdout.split() == ["gwm_multiprocess", "False"]
+    assert executor_from_env({}) is LOCAL_EXECUTOR
+    assert executor_from_env({"GWM_EXECUTOR": " Multiprocess "}) is LOCAL_EXECUTOR
 
 
 def test_in_process_runs_every_step_in_the_runs_own_process():

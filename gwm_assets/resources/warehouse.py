@@ -20,8 +20,8 @@ from gwm_assets.warehouse.connection import open_warehouse
 #: ``dagster.yaml``): DuckDB takes one writing process per file, across runs.
 WRITER_POOL = "duckdb_write"
 #: The op tag every writer carries as well, so that a run's own executor can hold its writers to one at a time
-#: (``tag_concurrency_limits`` in ``deploy/local/run_config.yaml``). Without it the writers of one run all ask the
-#: pool, and a step the pool turns away asks again only after a back-off that grows to 15 s.
+#: (``tag_concurrency_limits`` of ``gwm_assets.resources.deployment.LOCAL_EXECUTOR``). Without it the writers of
+#: one run all ask the pool, and a step the pool turns away asks again only after a back-off that grows to 15 s.
 WRITER_TAG = {"gwm/warehouse": "write"}
 #: ``@dg.asset(**WRITER_ASSET, ...)``: the pool and the tag.
 WRITER_ASSET = {"pool": WRITER_POOL, "op_tags": WRITER_TAG}
