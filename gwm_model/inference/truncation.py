@@ -42,7 +42,7 @@ def _hidden_cells(model: WorldModel, origins: np.ndarray, fields: Sequence[str],
     """One row per window cell of ``fields`` not yet published at its origin (late releases inside the context,
     offset < 0, and the steps from the origin's on): the model's forecast of it, the naive one, and (``actual``)
     the value the observed canvas holds there."""
-    out = model._predict(origins, list(fields), samples, seed)
+    out = model.windows(origins, list(fields), samples, seed)
     canvas = model.canvas
     b, row, k = np.nonzero(~out.visible)
     steps = out.steps[b, row]

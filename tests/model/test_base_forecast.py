@@ -30,6 +30,14 @@ def _frame(shift_after: np.datetime64 | None = None) -> pl.DataFrame:
     return pl.concat([_rows(PATHS[0], months, published, values[0]), _rows(PATHS[1], months, published, values[1])])
 
 
+def _values(base: BaseForecast, canvas, anchors, cutoff_us, offsets) -> np.ndarray:
+    """``(n, L, F)``: the base's values at every canvas slot (NaN for the fields it has none of)."""
+    fields, values = base.forecast_compact(canvas, anchors, cutoff_us, offsets)
+    out = np.full((*values.shape[:2], len(canvas.slots)), np.nan, dtype=np.float32)
+    out[..., fields] = values
+    return out
+
+
 @pytest.fixture(scope="module")
 def monthly(world):
     return _canvas(world, _frame(), _months("1995-01", 240), "2009-12-31", PATHS[:2])
@@ -62,11 +70,11 @@ def test_the_base_reads_only_what_was_published_by_the_cutoff(world, monthly):
     anchor = np.array([int(np.searchsorted(monthly.axis.starts, np.datetime64("2012-06-01"), side="right") - 1)])
     offsets = step_offsets(CONTEXT, HORIZON)
     at = np.array([cutoff.astype(np.int64)])
-    np.testing.assert_array_equal(base.forecast(monthly, anchor, at, offsets),
-                                  base.forecast(shifted, anchor, at, offsets))
+    np.testing.assert_array_equal(_values(base, monthly, anchor, at, offsets),
+                                  _values(base, shifted, anchor, at, offsets))
     later = at + np.int64(10 * 86_400_000_000)
-    assert not np.allclose(base.forecast(monthly, anchor, later, offsets)[:, offsets >= 0, :2],
-                           base.forecast(shifted, anchor, later, offsets)[:, offsets >= 0, :2])
+    assert not np.allclose(_values(base, monthly, anchor, later, offsets)[:, offsets >= 0, :2],
+                           _values(base, shifted, anchor, later, offsets)[:, offsets >= 0, :2])
 
 
 def test_the_base_round_trips_and_rejects_an_unknown_kind(monthly):
@@ -74,8 +82,8 @@ def test_the_base_round_trips_and_rejects_an_unknown_kind(monthly):
     again = BaseForecast.from_dict(base.to_dict())
     anchors, cutoffs = np.arange(100, 110), monthly.axis.cutoffs_us[100:110] - 1
     offsets = step_offsets(CONTEXT, HORIZON)
-    np.testing.assert_array_equal(base.forecast(monthly, anchors, cutoffs, offsets),
-                                  again.forecast(monthly, anchors, cutoffs, offsets))
+    np.testing.assert_array_equal(_values(base, monthly, anchors, cutoffs, offsets),
+                                  _values(again, monthly, anchors, cutoffs, offsets))
     assert BaseForecast.from_dict(None) is None
     with pytest.raises(ValueError, match="unknown base forecast 'arima'"):
         BaseForecast("arima", 3, 0, {})
@@ -99,7 +107,7 @@ def test_a_checkpoint_carries_its_base_and_world_model_forecasts_from_it(world, 
     frame = model.observe(monthly, as_of=as_of).predict(list(PATHS[:2]), horizon=HORIZON)
     anchor = np.array([int(monthly.axis.step_of(np.array([as_of.astype("datetime64[D]")]))[0])])
     refit = BaseForecast.fit(monthly, split.train_end_step, "ar")
-    base = refit.forecast(monthly, anchor, np.array([as_of.astype(np.int64)]), step_offsets(CONTEXT, HORIZON))
+    base = _values(refit, monthly, anchor, np.array([as_of.astype(np.int64)]), step_offsets(CONTEXT, HORIZON))
     base = base[0, CONTEXT - 1:]
     for k, path in enumerate(PATHS[:2]):
         rows = frame[(frame.field_path == path) & (frame.kind == "predicted")]

@@ -267,8 +267,8 @@ def test_real_minilm_embedder(minilm):
     assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[1, 2]
     from gwm_model.nn import field_text
 
-    model = field_text._MINILM
+    model = field_text.minilm_model()
     assert model is not None
     news.minilm_embedder()
-    assert field_text._MINILM is model  # loaded once per process, shared with the field embeddings
+    assert field_text.minilm_model() is model  # loaded once per process, shared with the field embeddings
     assert minilm([]).shape == (0, 384)
