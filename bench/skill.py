@@ -20,7 +20,9 @@ AR forecast, the model before the AR base; ``level_inputs`` has the encoder read
 to each field's level at the anchor; ``masked_selection`` validates and early-stops on the masked training
 objective instead of the forecasting task; ``forecast_objective`` trains on the forecasting task alone: no
 random cells, fields or spans are hidden, only what is not yet published at the anchor and every step after it,
-so no gradient goes to interpolation inside the window). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated
+so no gradient goes to interpolation inside the window; ``frequent_validation`` validates every 25 steps instead of
+once per epoch, so model selection and early stopping choose among four or five points of a node's run instead of
+two). ``GWM_BENCH_SKILL_VARIANTS`` picks variants (comma-separated
 names), for example ``seed0,seed1``; ``GWM_BENCH_SKILL_PROFILE`` a profile (default: the curriculum's default, ``cpu``).
 Results land under ``results.skill`` of ``bench/results/bench.json``.
 """
@@ -48,7 +50,8 @@ PARTIAL = Path(__file__).parent / "results" / "skill_partial.json"
 # Ablations: seed0 with one training setting changed (same cells, same split); not part of the spread.
 ABLATIONS = {"change_space": {"target_space": "change"}, "persistence_base": {"base_forecast": "persistence"},
              "level_inputs": {"model": {"relative_inputs": False}}, "masked_selection": {"select_on": "masked"},
-             "forecast_objective": {"masking": {"cell_rate": 0.0, "field_rate": 0.0, "span_rate": 0.0}}}
+             "forecast_objective": {"masking": {"cell_rate": 0.0, "field_rate": 0.0, "span_rate": 0.0}},
+             "frequent_validation": {"eval_steps": 25}}
 SCORED = ("median_group_skill", "groups_scored", "groups_worse_than_naive", "groups_beating_ar",
           "forecastable_group_skill", "forecastable_classical_skill", "worst_surviving_share",
           "worst_forecast_surviving_share")
