@@ -94,10 +94,22 @@ def _materialize(home: Path, warehouse: Path, curriculum: Path, nodes: list[str]
     return time.perf_counter() - started
 
 
+def _imputation_ratio(checkpoint: str | None) -> float | None:
+    """Held-out-field imputation of the node's test windows, MSE over the training mean's (the checkpoint's
+    evaluation summary; None where it has none): what a change of the training objective may cost besides
+    forecasting."""
+    manifest = Path(checkpoint or "") / "manifest.json"
+    if not checkpoint or not manifest.is_file():
+        return None
+    summary = (json.loads(manifest.read_text()).get("evaluation") or {}).get("summary") or {}
+    return summary.get("imputation_ratio")
+
+
 def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         heads = conn.execute(f"""SELECT c.node, {', '.join('c.' + s for s in SCORED)}, c.forecastable_groups,
-                                        v.train_end FROM checkpoints c JOIN canvases v USING (node)""").fetchall()
+                                        v.train_end, c.path
+                                 FROM checkpoints c JOIN canvases v USING (node)""").fetchall()
         groups = conn.execute("""SELECT node, field_group, forecaster, n_cells, skill, dm_pvalue FROM forecast_scores
                                  WHERE horizon = 'all' AND field_group <> 'all' AND n_cells >= 100
                                    AND forecaster IN ('model', 'model_raw', 'ar', 'dfm')""").fetchall()
@@ -108,9 +120,9 @@ def read_scores(warehouse: Path) -> dict[str, dict[str, object]]:
                                    WHERE s.horizon NOT IN ('all', 'context') AND s.field_group <> 'all'
                                      AND s.forecaster IN ('model', 'ar', 'dfm')""").fetchall()
     out: dict[str, dict[str, object]] = {}
-    for node, *values, forecastable, train_end in heads:
+    for node, *values, forecastable, train_end, checkpoint in heads:
         out[node] = {**dict(zip(SCORED, values, strict=True)), "forecastable_groups": forecastable,
-                     "train_end": str(train_end), "groups": {}}
+                     "train_end": str(train_end), "imputation_ratio": _imputation_ratio(checkpoint), "groups": {}}
     for node, group, forecaster, cells, skill, pvalue in groups:
         row = out.setdefault(node, {"groups": {}})["groups"].setdefault(group, {"n_cells": cells})
         row[forecaster] = skill

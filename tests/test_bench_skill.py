@@ -63,22 +63,27 @@ def test_scores_keep_the_classical_models_per_group_and_per_horizon(tmp_path):
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as conn:
         columns = ", ".join(f"{name} DOUBLE" for name in skill.SCORED)
-        conn.execute(f"CREATE TABLE checkpoints (node VARCHAR, {columns}, forecastable_groups VARCHAR[])")
+        conn.execute(f"CREATE TABLE checkpoints (node VARCHAR, {columns}, forecastable_groups VARCHAR[], path VARCHAR)")
         conn.execute("CREATE TABLE canvases (node VARCHAR, train_end DATE)")
         conn.execute("CREATE TABLE forecast_scores (node VARCHAR, field_group VARCHAR, horizon VARCHAR, "
                      "forecaster VARCHAR, n_cells INTEGER, skill DOUBLE, dm_pvalue DOUBLE)")
         values = ", ".join(["0.1"] * len(skill.SCORED))
-        conn.execute(f"INSERT INTO checkpoints VALUES ('econ', {values}, ['country_us.macro'])")
-        conn.execute("INSERT INTO canvases VALUES ('econ', DATE '2014-01-06')")
+        conn.execute(f"INSERT INTO checkpoints VALUES ('econ', {values}, ['country_us.macro'], ?)", [str(tmp_path)])
+        conn.execute(f"INSERT INTO checkpoints VALUES ('untrained', {values}, [], NULL)")
+        (tmp_path / "manifest.json").write_text('{"evaluation": {"summary": {"imputation_ratio": 0.8}}}')
+        conn.execute("INSERT INTO canvases VALUES ('econ', DATE '2014-01-06'), ('untrained', DATE '2014-01-06')")
         macro = "country_us.macro"
         rows = [(macro, "all", "model", 400, 0.16, 0.001), (macro, "all", "dfm", 400, 0.05, 0.3),
                 (macro, "all", "ar", 400, 0.15, 0.01), (macro, "3", "model", 80, 0.2, 0.1),
                 (macro, "3", "dfm", 80, 0.1, 0.2), (macro, "context", "model", 50, 0.3, 0.1),
                 ("financial.fx", "all", "model", 40, 0.5, 0.1), ("financial.fx", "3", "model", 10, 0.5, 0.1)]
         conn.executemany("INSERT INTO forecast_scores VALUES ('econ', ?, ?, ?, ?, ?, ?)", rows)
-    scores = skill.read_scores(path)["econ"]
+    everything = skill.read_scores(path)
+    assert everything["untrained"]["imputation_ratio"] is None  # no checkpoint directory: nothing, not 0
+    scores = everything["econ"]
     macro = scores["groups"]["country_us.macro"]
     assert (macro["model"], macro["ar"], macro["dfm"], macro["dm_pvalue"]) == (0.16, 0.15, 0.05, 0.001)
     assert macro["by_horizon"] == {"3": {"model": 0.2, "dfm": 0.1}}  # no pooled or context rows
     assert set(scores["groups"]) == {"country_us.macro"}  # a group under 100 cells is not scored
     assert scores["train_end"] == "2014-01-06"
+    assert scores["imputation_ratio"] == 0.8
