@@ -24,8 +24,10 @@ def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_
         assert train.seed == change["seed"]
         assert train.target_space == ("change" if name == "change_space" else "level")
         assert train.select_on == ("masked" if name == "masked_selection" else "forecast")
-        forecast_only = (train.masking.cell_rate, train.masking.field_rate, train.masking.span_rate) == (0, 0, 0)
-        assert forecast_only is (name == "forecast_objective") and train.masking.future_rate == 1.0
+        rates = (train.masking.cell_rate, train.masking.field_rate, train.masking.span_rate)
+        masked = name in ("masked_objective", "masked_selection")
+        assert rates == ((0.15, 0.15, 0.25) if masked else (0, 0, 0))  # the default: the forecasting task alone
+        assert train.masking.future_rate == 1.0
         model = curriculum.hyperparameters("basic_finance", profile).model
         assert model.relative_inputs is (name != "level_inputs")
         fraction = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())["canvas"]["train_fraction"]
