@@ -291,3 +291,37 @@ def test_the_checkpoints_gate_blends_its_forecast_with_the_naive_one(project, tm
                                + 0.7 * (raw["mean"] - base_only["mean"]), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(half["q95"] - half["q05"], raw["q95"] - raw["q05"])  # the residual spread stays
 
+
+def test_the_nowcasts_of_late_releases_are_gated_with_their_own_weights(project, tmp_path):
+    """Cells before the origin's step not yet published by it (a month's unemployment rate, released weeks later)
+    are served as ``naive + c * (network - naive)`` with the evaluation's ``gate_context`` weight ``c``; a
+    checkpoint evaluated before those were gated keeps the network's nowcast."""
+    copy = tmp_path / "econ_drives_finance"
+    shutil.copytree(project["checkpoints"] / "econ_drives_finance", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    late = manifest["evaluation"]["gate_context"]
+    assert set(late) == set(manifest["evaluation"]["gate"]) and all(0.0 <= w <= 1.0 for w in late.values())
+    with duckdb.connect(str(project["warehouse"]), read_only=True) as conn:
+        everything = conn.sql("SELECT * FROM observations").to_arrow_table()
+
+    def windows(weight: float | None):
+        doc = json.loads(json.dumps(manifest))
+        if weight is None:
+            doc["evaluation"].pop("gate_context")
+        else:
+            doc["evaluation"]["gate_context"] = {p: weight for p in late}
+        (copy / "manifest.json").write_text(json.dumps(doc))
+        model = WorldModel.load(copy).observe(everything)
+        return model.windows(np.array([np.datetime64("2019-06-30T23:59:59")]), [UNRATE, TEN_YEAR]), model.context
+
+    raw, context = windows(None)
+    closed, half = windows(0.0)[0], windows(0.5)[0]
+    nowcast = ~raw.visible[:, :context - 1, 0]  # the unemployment rates of past weeks not yet released
+    assert nowcast.sum() >= 2
+    naive = raw.naive[:, None, 0] * np.ones(nowcast.shape)
+    assert np.abs(raw.mean[:, :context - 1, 0][nowcast] - naive[nowcast]).max() > 1e-6
+    np.testing.assert_allclose(closed.mean[:, :context - 1, 0][nowcast], naive[nowcast])
+    np.testing.assert_allclose(half.mean[:, :context - 1, 0][nowcast],
+                               0.5 * (raw.mean[:, :context - 1, 0][nowcast] + naive[nowcast]))
+    np.testing.assert_allclose(closed.mean[:, context - 1:], half.mean[:, context - 1:])  # from the anchor on
+

@@ -13,8 +13,9 @@ context are bucketed as ``context``; ``all`` pools the anchor step and after) th
 MAE, ``skill`` against naive with a Diebold-Mariano test, and ``skill_persistence`` against
 persistence. The model's forecast is gated (do no harm) with weights refitted at each test origin on
 the validation and earlier test windows' errors published by then
-(:mod:`gwm_model.evaluation.rolling_gate`); the weights fitted on everything published by the
-canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
+(:mod:`gwm_model.evaluation.rolling_gate`), its nowcasts of late releases inside the context too (one
+weight per field over naive: there is no base before the anchor); the weights fitted on everything
+published by the canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
 over field groups (:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field
 everywhere and scores its reconstruction from the other fields against the field's training mean.
 """
@@ -35,7 +36,7 @@ from gwm_model.evaluation.forecastable import CLASSICAL, forecastable_groups, fo
 from gwm_model.evaluation.gate import apply_stacked_gate
 from gwm_model.evaluation.headline import MIN_GROUP_CELLS, group_headline
 from gwm_model.evaluation.naive import CLIMATOLOGY, PERSISTENCE, choose_naive, naive_forecast, validation_fit_end
-from gwm_model.evaluation.rolling_gate import GateWindows, rolling_stacked_gate
+from gwm_model.evaluation.rolling_gate import GateWindows, rolling_late_release_gate, rolling_stacked_gate
 from gwm_model.evaluation.scores import imputation_scores, score_forecasts
 from gwm_model.training.autoregression import visible_from
 from gwm_model.training.batches import WindowBatches, eval_chunk
@@ -68,6 +69,7 @@ class Evaluation:
     trace: dict[str, dict[str, list]] = field(default_factory=dict)  # one step ahead, per most-observed field
     gate: dict[str, float] = field(default_factory=dict)  # field -> weight of the network's correction to its base
     gate_base: dict[str, float] = field(default_factory=dict)  # field -> weight of the model's base forecast over naive
+    gate_context: dict[str, float] = field(default_factory=dict)  # field -> weight of its late-release nowcast
 
     def to_dict(self) -> dict[str, object]:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -76,7 +78,8 @@ class Evaluation:
 
         return {"summary": self.summary, "forecasts": records(self.forecasts), "imputation": records(self.imputation),
                 "residual_std": self.residual_std, "naive": self.naive, "excluded": self.excluded,
-                "trace": self.trace, "gate": self.gate, "gate_base": self.gate_base}
+                "trace": self.trace, "gate": self.gate, "gate_base": self.gate_base,
+                "gate_context": self.gate_context}
 
 
 def _subsample(anchors: np.ndarray, limit: int | None) -> np.ndarray:
@@ -192,12 +195,13 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     base = base_forecasts(batches, anchors)
     predictions[RAW] = predictions[MODEL]
     predictions[MODEL] = predictions[RAW].copy()
-    target = GateWindows(anchors, predictions[RAW][:, ahead], None if base is None else base[:, ahead],
-                         predictions[NAIVE][:, ahead], truth[:, ahead], scored[:, ahead],
-                         _published(canvas, anchors, np.asarray(offsets)[ahead]))
-    a, b, gate_base, gate = rolling_stacked_gate(history, target, canvas.num_steps - 1, groups)
+    windows = GateWindows(anchors, predictions[RAW], base, predictions[NAIVE], truth, scored,
+                          _published(canvas, anchors, np.asarray(offsets)))
+    target = _cells(windows, ahead)
+    a, b, gate_base, gate = rolling_stacked_gate(_cells(history, ahead), target, canvas.num_steps - 1, groups)
     predictions[MODEL][:, ahead] = apply_stacked_gate(target.model, target.base, target.naive, a[:, None, :],
                                                       b[:, None, :])
+    gate_context = _gate_late_releases(history, windows, ~ahead, canvas.num_steps - 1, predictions[MODEL])
     if base is not None:
         predictions[BASE] = np.where(np.isfinite(predictions[RAW]), base, np.nan)
     table = _scores(truth, scored, predictions, groups, offsets, NAIVE)
@@ -236,7 +240,8 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     return Evaluation(table, imputation, residual, summary, naive={p: naive[p] for p in kept}, excluded=excluded,
                       trace=_trace(canvas, anchors, offsets, truth, scored, predictions),
                       gate={p: float(gate[canvas.field_index(p)]) for p in kept},
-                      gate_base={p: float(gate_base[canvas.field_index(p)]) for p in kept})
+                      gate_base={p: float(gate_base[canvas.field_index(p)]) for p in kept},
+                      gate_context={p: float(gate_context[canvas.field_index(p)]) for p in kept})
 
 
 def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -244,25 +249,45 @@ def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return visible_from(canvas)[anchors[:, None] + offsets[None, :]]
 
 
+def _cells(windows: GateWindows | None, columns: np.ndarray, with_base: bool = True) -> GateWindows | None:
+    """The window rows ``columns`` (a boolean mask over the window's offsets) of ``windows``."""
+    if windows is None:
+        return None
+    base = windows.base[:, columns] if with_base and windows.base is not None else None
+    return GateWindows(windows.anchors, windows.model[:, columns], base, windows.naive[:, columns],
+                       windows.truth[:, columns], windows.scored[:, columns], windows.published[:, columns])
+
+
+def _gate_late_releases(history: GateWindows | None, windows: GateWindows, late: np.ndarray, end_step: int,
+                        out: np.ndarray) -> np.ndarray:
+    """Gate the nowcasts of the late releases inside the context (window rows ``late``) in ``out`` in place
+    (:func:`~gwm_model.evaluation.rolling_gate.rolling_late_release_gate`) and return the weights served with."""
+    if not late.any():
+        return np.zeros(windows.model.shape[-1])
+    gated, served = rolling_late_release_gate(_cells(history, late, with_base=False),
+                                              _cells(windows, late, with_base=False), end_step)
+    out[:, late] = gated
+    return served
+
+
 def _validation_windows(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,
                         max_anchors: int | None, train_end_step: int, outputs: np.ndarray,
                         use_climatology: np.ndarray, samples: int, sample_steps: int) -> GateWindows | None:
-    """The validation windows' cells at and after the anchor, as the gate's history
-    (:func:`~gwm_model.evaluation.rolling_gate.rolling_stacked_gate`); None without validation windows."""
+    """The validation windows (every row: the late releases inside the context and the cells at and after the
+    anchor), as the gates' history (:func:`~gwm_model.evaluation.rolling_gate.rolling_stacked_gate`); None without
+    validation windows."""
     canvas = batches.canvas
     if anchors is None or not len(anchors):
         return None
     anchors = _subsample(np.asarray(anchors, dtype=np.int64), max_anchors)
     truth, present, visible = _truth(batches, anchors)
     offsets = batches.step_offset.cpu().numpy()
-    ahead = offsets >= 0
     scored = present & ~visible & outputs
     model = model_forecasts(objective, batches, anchors, samples=samples, steps=sample_steps)
     naive = naive_forecast(canvas, anchors, batches.context, batches.horizon,
                            validation_fit_end(anchors, train_end_step), use_climatology)
-    base = base_forecasts(batches, anchors)
-    return GateWindows(anchors, model[:, ahead], None if base is None else base[:, ahead], naive[:, ahead],
-                       truth[:, ahead], scored[:, ahead], _published(canvas, anchors, offsets[ahead]))
+    return GateWindows(anchors, model, base_forecasts(batches, anchors), naive, truth, scored,
+                       _published(canvas, anchors, offsets))
 
 
 def evaluate_fitted(fitted: FittedModel, baselines: Sequence[str] = ("persistence", "ar", "dfm"),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gwm_model.evaluation.gate import fit_stacked_gate
+from gwm_model.evaluation.gate import apply_gate, fit_stacked_gate
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,37 @@ def rolling_stacked_gate(history: GateWindows | None, target: GateWindows, end_s
         a[i], b[i] = previous[1]
     a_last, b_last = _fit_until(windows, end_step, groups)
     return a, b, a_last, b_last
+
+
+def rolling_late_release_gate(history: GateWindows | None, target: GateWindows, end_step: int
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(gated, served)``: the network's nowcasts of late releases (``target``'s rows lie before the anchor:
+    values of past steps not yet published by it) as ``naive + c * (network - naive)``, with ``c`` refitted per
+    window as :func:`rolling_stacked_gate` refits ``b`` (there is no base before the anchor, so one weight per
+    field), and the ``(F,)`` weights fitted on everything published by ``end_step``. Only fields with a cell to fit
+    or score are fitted; every other field's weight is 0 (no evidence, no correction).
+
+    Measured cause: ungated, these nowcasts were worse than naive in 7 of the 11 nodes on the embedded default
+    (``narratives_drive_markets`` -0.407, DM p < 0.001), and on the quarterly growth regime, which persistence
+    forecasts exactly on the test period, the network's error alone took ``geopolitics_commodities``' pooled
+    late-release skill to -43."""
+    if target.base is not None or (history is not None and history.base is not None):
+        raise ValueError("late-release gate: there is no base forecast before the anchor; pass windows without one")
+    gated = target.model.copy()
+    served = np.zeros(target.model.shape[-1])
+    fields = target.scored.any(axis=(0, 1))
+    if history is not None:
+        fields |= history.scored.any(axis=(0, 1))
+    if not fields.any():
+        return gated, served
+
+    def keep(w: GateWindows | None) -> GateWindows | None:
+        return None if w is None else GateWindows(w.anchors, w.model[..., fields], None, w.naive[..., fields],
+                                                  w.truth[..., fields], w.scored[..., fields],
+                                                  w.published[..., fields])
+
+    part = keep(target)
+    _, c, _, c_last = rolling_stacked_gate(keep(history), part, end_step)
+    gated[..., fields] = apply_gate(part.model, part.naive, c[:, None, :])
+    served[fields] = c_last
+    return gated, served

@@ -6,7 +6,9 @@ test window's errors published by the end of the canvas, :mod:`gwm_model.evaluat
 for ``a``, ``gate`` for ``b``). A checkpoint from before the base has one weight
 (``a = b``, the correction taken over naive); one without a gate keeps the network's forecast; a field the gate was
 not fitted for (too little history to score) gets the naive forecast (``a = b = 0``). Late releases inside the
-context are not gated, nor are cells with no naive value to fall back to.
+context become ``naive + c * (network - naive)`` with the evaluation's ``gate_context`` weight ``c`` (a checkpoint
+evaluated before those were gated keeps the network's nowcast there). Cells with no naive value to fall back to are
+not gated.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ def apply_checkpoint_gate(out: dict[str, np.ndarray], base: np.ndarray | None, n
     ones = np.ones_like(out["mean"])
     b_cells = np.where(known, b[None, None, :], 1.0) * ones  # no naive: nothing to fall back to
     a_cells = np.where(known, a[None, None, :], 1.0) * ones
-    b_cells[:, :context - 1, :] = a_cells[:, :context - 1, :] = 1.0  # late releases inside the context
+    late = evaluation.get("gate_context")
+    c = np.array([float(late.get(p, 0.0)) for p in fields]) if late is not None else np.ones(len(fields))
+    b_cells[:, :context - 1, :] = np.where(known, c[None, None, :], 1.0)  # late releases inside the context
     fallback = np.where(known, naive[:, None, :], 0.0)
     start = fallback if base is None else np.where(np.isfinite(base), base, fallback)
     if base is None:
-        a_cells = b_cells  # the correction is taken over naive
+        a_cells = b_cells  # the correction is taken over naive (as it is before the anchor, where base is NaN)
     for key in ("mean", "q05", "q95") if diffusion else ("mean",):
         out[key] = fallback + a_cells * (start - fallback) + b_cells * (out[key] - start)
     if diffusion:

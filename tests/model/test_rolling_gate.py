@@ -1,4 +1,5 @@
-"""The do-no-harm gate refitted at each forecast origin on the errors published by then (``rolling_stacked_gate``)."""
+"""The do-no-harm gate refitted at each forecast origin on the errors published by then (``rolling_stacked_gate``),
+and its one-weight form for the nowcasts of late releases inside the context (``rolling_late_release_gate``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from gwm_model.evaluation.gate import fit_stacked_gate
-from gwm_model.evaluation.rolling_gate import GateWindows, rolling_stacked_gate
+from gwm_model.evaluation.rolling_gate import GateWindows, rolling_late_release_gate, rolling_stacked_gate
 
 L = 3  # cells at and after the anchor: offsets 0, 1, 2
 
@@ -93,3 +94,62 @@ def test_a_network_correction_that_turns_into_noise_is_dropped_and_bad_input_is_
         rolling_stacked_gate(history, _windows(anchors[60:][::-1], truth[60:], base[60:], naive[60:]), 200)
     with pytest.raises(ValueError, match="shape"):
         GateWindows(anchors[:5], truth[:5], None, naive[:5], truth[:4], np.ones((5, L, 2), bool), steps[:5, :, None])
+
+
+def _late_windows(anchors: np.ndarray, truth: np.ndarray, naive: np.ndarray, model: np.ndarray,
+                  scored: np.ndarray) -> GateWindows:
+    """Rows at offsets -2 and -1 of each anchor, each published two steps after its own step (after the anchor)."""
+    steps = anchors[:, None] + np.array([-2, -1])[None, :]
+    published = np.broadcast_to((steps + 2)[..., None], truth.shape).copy()
+    return GateWindows(anchors, model, None, naive, truth, scored, published)
+
+
+def test_late_release_nowcasts_keep_a_useful_network_and_fall_back_to_naive_on_noise():
+    """Three fields: a network nowcast that knows the unpublished value (kept), one that is noise (closed, so the
+    gated nowcast is naive's) and one with no late-release cell (weight 0, its rows left as the network's)."""
+    rng = np.random.default_rng(7)
+    n, late = 160, 2
+    anchors = np.arange(n)
+    naive = rng.normal(size=(n, late, 3))
+    truth = naive + rng.normal(size=(n, late, 3))
+    model = truth + 0.2 * rng.normal(size=truth.shape)
+    model[..., 1] = naive[..., 1] + 1.5 * rng.normal(size=(n, late))
+    scored = np.ones(truth.shape, dtype=bool)
+    scored[..., 2] = False
+    windows = _late_windows(anchors, truth, naive, model, scored)
+    history, target = _cells(windows, slice(0, 80)), _cells(windows, slice(80, n))
+    gated, served = rolling_late_release_gate(history, target, end_step=n + 2)
+    assert served[0] > 0.9 and served[1] == 0.0 and served[2] == 0.0
+    mse = lambda x, f: float(((x[..., f] - target.truth[..., f]) ** 2).mean())  # noqa: E731
+    assert mse(gated, 0) < 0.1 * mse(target.naive, 0)  # the useful nowcast stays far better than naive
+    assert mse(target.model, 1) > 2.0 * mse(target.naive, 1)  # ungated, the noisy one is far worse than naive ...
+    assert mse(gated, 1) < 1.05 * mse(target.naive, 1)  # ... gated, no worse than naive
+    np.testing.assert_array_equal(gated[..., 2], target.model[..., 2])
+    with_base = GateWindows(target.anchors, target.model, target.model, target.naive, target.truth, target.scored,
+                            target.published)
+    with pytest.raises(ValueError, match="no base forecast before the anchor"):
+        rolling_late_release_gate(history, with_base, end_step=n + 2)
+
+
+def test_a_late_release_weight_at_an_origin_reads_only_nowcasts_published_by_it():
+    rng = np.random.default_rng(8)
+    n = 120
+    anchors = np.arange(n)
+    naive = rng.normal(size=(n, 2, 1))
+    truth = naive + rng.normal(size=naive.shape)
+    model = truth + 0.5 * rng.normal(size=naive.shape)
+    windows = _late_windows(anchors, truth, naive, model, np.ones(naive.shape, dtype=bool))
+    origin = 90
+    changed = truth.copy()
+    changed[windows.published > origin] += 50.0  # every value published after the origin changes wildly
+    later = _late_windows(anchors, changed, naive, model, np.ones(naive.shape, dtype=bool))
+    first, _ = rolling_late_release_gate(_cells(windows, slice(0, 60)), _cells(windows, slice(60, n)), n + 2)
+    second, _ = rolling_late_release_gate(_cells(later, slice(0, 60)), _cells(later, slice(60, n)), n + 2)
+    upto = np.flatnonzero(anchors[60:] <= origin)
+    np.testing.assert_array_equal(first[upto], second[upto])
+    assert not np.array_equal(first[upto[-1] + 5:], second[upto[-1] + 5:])
+
+
+def _cells(windows: GateWindows, rows: slice) -> GateWindows:
+    return GateWindows(windows.anchors[rows], windows.model[rows], None, windows.naive[rows], windows.truth[rows],
+                       windows.scored[rows], windows.published[rows])
