@@ -8,7 +8,8 @@ so every model is scored on the same hidden cells):
   when ``p`` gained nothing.
 * ``forecast_surviving_share``: the same share on the forecasting task alone (the loss on the cells
   hidden by publication at the anchor, no masking draw: what the evaluation scores), so a merge that
-  keeps a parent's interpolation but loses its forecasts shows.
+  keeps a parent's interpolation but loses its forecasts shows. With a masked objective whose draw hides
+  nothing publication does not (the ``cpu`` profile) the two tasks are one, and it is not computed twice.
 * ``ensemble_gap``: ``L_merged - L_ensemble``, where the ensemble averages all parents' predictions
   (what one could get by keeping them apart); negative when the merge beats it.
 * ``barrier``: the highest loss along the straight path from ``p``'s weights to the merged weights
@@ -38,6 +39,7 @@ from gwm_model.curriculum.validation import validation_anchors, window_loss
 from gwm_model.curriculum.weights import NodeWeights
 from gwm_model.nn.model import ModelConfig
 from gwm_model.training.config import TrainConfig
+from gwm_model.training.objectives import hides_only_the_unpublished
 from gwm_model.training.trainer import resolve_device
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -125,6 +127,7 @@ def _on_each_parent(parents: Sequence[ParentView], other: NodeWeights, train: Tr
 def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: NodeWeights, train: TrainConfig,
                   embeddings=None, max_windows: int = 64, alphas: Sequence[float] = ALPHAS) -> dict[str, object]:
     """The measures of the module docstring for each parent, and their worst cases."""
+    one_task = train.objective == "masked" and hides_only_the_unpublished(train.masking)
 
     def measure(p: ParentView, anchors: np.ndarray, config: ModelConfig) -> dict[str, object]:
         own = p.model(p.weights, config, train, embeddings)
@@ -133,8 +136,11 @@ def merge_quality(parents: Sequence[ParentView], fork: NodeWeights, merged: Node
         losses = {"parent": window_loss(own, p.canvas, anchors, train),
                   "merged": window_loss(merged_model, p.canvas, anchors, train),
                   "fork": window_loss(fork_model, p.canvas, anchors, train)}
-        forecast = {k: window_loss(m, p.canvas, anchors, train, extra_hiding=False)
-                    for k, m in (("parent", own), ("merged", merged_model), ("fork", fork_model))}
+        if one_task:  # the masking draw hides only what publication hides: the same losses, not computed twice
+            forecast = {k: losses[k] for k in ("parent", "merged", "fork")}
+        else:
+            forecast = {k: window_loss(m, p.canvas, anchors, train, extra_hiding=False)
+                        for k, m in (("parent", own), ("merged", merged_model), ("fork", fork_model))}
         ensemble = MeanOfModels([p.model(q.weights, deeper(config, q.weights.config), train, embeddings)
                                  for q in parents])
         losses["ensemble"] = window_loss(ensemble, p.canvas, anchors, train)

@@ -40,6 +40,12 @@ class MaskingConfig:
         return asdict(self)
 
 
+def hides_only_the_unpublished(config: MaskingConfig) -> bool:
+    """True when a draw hides no random cell, field or span: only steps after the anchor, which publication hides
+    already (a value is published once its step is over), so the masked task is the forecasting task."""
+    return config.cell_rate <= 0 and config.field_rate <= 0 and (config.span_rate <= 0 or config.span_max <= 0)
+
+
 def hide_cells(visible: torch.Tensor, step_offset: torch.Tensor, config: MaskingConfig,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """``visible`` ``(B, L, F)`` bool -> a subset of it with extra cells hidden (see :class:`MaskingConfig`)."""

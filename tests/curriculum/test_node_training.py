@@ -21,11 +21,13 @@ from gwm_model.curriculum.merge import merge_parents
 from gwm_model.curriculum.merge_quality import ALPHAS, ParentView, merge_quality
 from gwm_model.curriculum.node_training import ParentInput, train_node
 from gwm_model.curriculum.trunk import TrunkInput, save_trunk, train_trunk
+from gwm_model.curriculum.validation import window_loss
 from gwm_model.curriculum.weights import load_node_weights, state_digest
 from gwm_model.inference import WorldModel
 from gwm_model.nn.build import build_world_model
 from gwm_model.synthetic import EQUITY, MACRO, TEN_YEAR
 from gwm_model.training.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, CheckpointError, load_model, save_checkpoint
+from gwm_model.training.objectives import MaskingConfig, hides_only_the_unpublished
 from tests.curriculum.helpers import FRESH_FIELDS, TIER0, build_world, embeddings_in, node_canvas, tiny_curriculum
 
 
@@ -190,6 +192,24 @@ def test_merging_identical_parents_keeps_everything(trained, world):
     assert lost["parents"]["rates"]["surviving_share"] == pytest.approx(0.0, abs=1e-6)
     rates = lost["parents"]["rates"]
     assert rates["forecast_loss_merged"] == pytest.approx(rates["forecast_loss_fork"], abs=1e-9)
+
+
+def test_with_no_random_hiding_the_masked_and_forecasting_measures_are_one(trained, world):
+    """The ``cpu`` profile's masking (rates 0) hides only what publication hides, so the merge measures read the
+    forecasting losses from the masked ones instead of computing them again; they equal a fresh computation."""
+    curriculum, canvases = trained["curriculum"], trained["world"].canvases
+    hyper = curriculum.hyperparameters("rates")
+    train = dataclasses.replace(hyper.train, masking=MaskingConfig(cell_rate=0.0, field_rate=0.0, span_rate=0.0))
+    assert hides_only_the_unpublished(train.masking) and not hides_only_the_unpublished(MaskingConfig())
+    parent = load_node_weights(trained["root"] / "rates", "rates")
+    trunk = load_node_weights(trained["root"] / "trunk", "trunk")
+    view = ParentView("rates", parent, canvases["rates"], curriculum["rates"].projection(world))
+    anchors = view.windows(train, 32)
+    measures = merge_quality([view], trunk, trunk, train, trained["embeddings"], max_windows=32)["parents"]["rates"]
+    fresh = window_loss(view.model(parent, view.config_against(trunk), train, trained["embeddings"]), view.canvas,
+                        anchors, train, extra_hiding=False)
+    assert measures["forecast_loss_parent"] == measures["loss_parent"] == pytest.approx(fresh, rel=1e-6)
+    assert measures["forecast_surviving_share"] == measures["surviving_share"]
 
 
 # -- bad inputs: refused before anything trains ------------------------------------------------------------------
