@@ -15,7 +15,7 @@ def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_
     base = yaml.safe_load(curriculum_path().read_text())
     profile = base.get("default_profile", "cpu")
     named = skill.variants(axis_years=30.0)
-    assert {"seed0", "seed1", "seed2", "train_end-3y", "train_end+3y", *skill.ABLATIONS} <= set(named)
+    assert {"seed0", "seed1", "seed2", "train_end-3y", "train_end+3y", *skill.ABLATIONS, *skill.HORIZONS} <= set(named)
     default = load_curriculum(curriculum_path()).hyperparameters("basic_finance", profile).train
     assert default.target_space == "level"
     for name, change in named.items():
@@ -28,6 +28,8 @@ def test_each_variant_writes_a_curriculum_whose_training_carries_its_change(tmp_
         masked = name in ("masked_objective", "masked_selection")
         assert rates == ((0.15, 0.15, 0.25) if masked else (0, 0, 0))  # the default: the forecasting task alone
         assert train.masking.future_rate == 1.0
+        assert train.horizon == (13 if name == "horizon13" else default.horizon)
+        assert curriculum.hyperparameters("full_integration", profile).train.horizon == train.horizon  # every tier
         model = curriculum.hyperparameters("basic_finance", profile).model
         assert model.relative_inputs is (name != "level_inputs")
         fraction = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())["canvas"]["train_fraction"]
@@ -89,3 +91,20 @@ def test_scores_keep_the_classical_models_per_group_and_per_horizon(tmp_path):
     assert set(scores["groups"]) == {"country_us.macro"}  # a group under 100 cells is not scored
     assert scores["train_end"] == "2014-01-06"
     assert scores["imputation_ratio"] == 0.8
+
+
+def test_a_longer_horizon_is_reported_per_horizon_and_stays_out_of_the_spread():
+    def scores(median: float) -> dict[str, object]:
+        row = _scores(median, 0)
+        row["groups"]["financial.fx"]["by_horizon"] = {"1": {"model": 0.04, "ar": 0.03}, "2": {"model": 0.0},
+                                                       "13": {"model": -0.01, "ar": 0.02, "dfm": 0.05}}
+        row["groups"]["country_us.macro"] = {"n_cells": 500, "model": 0.2, "by_horizon": {"13": {"model": 0.1}}}
+        return row
+
+    out = skill.summarise({"seed0": {"n": _scores(0.01, 0)}, "horizon13": {"n": scores(-0.3)}})
+    assert out["spread"]["n"]["median_group_skill"]["n"] == 1  # seed0 alone: horizon13 scores other cells
+    assert "horizon13" not in out["ablation"]["n"]
+    node = out["horizons"]["horizon13"]["n"]
+    assert node["groups"]["financial.fx"] == {"1": {"model": 0.04, "ar": 0.03},
+                                              "13": {"model": -0.01, "ar": 0.02, "dfm": 0.05}}
+    assert node["median_group_skill"] == pytest.approx({"1": 0.04, "13": 0.045})
