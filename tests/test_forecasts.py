@@ -294,34 +294,51 @@ def test_the_checkpoints_gate_blends_its_forecast_with_the_naive_one(project, tm
 
 def test_the_nowcasts_of_late_releases_are_gated_with_their_own_weights(project, tmp_path):
     """Cells before the origin's step not yet published by it (a month's unemployment rate, released weeks later)
-    are served as ``naive + c * (network - naive)`` with the evaluation's ``gate_context`` weight ``c``; a
-    checkpoint evaluated before those were gated keeps the network's nowcast."""
+    are served as ``naive + d * (ar - naive) + c * (network - ar)``, ``ar`` the AR nowcast from what was published,
+    with the evaluation's ``gate_context_base`` (``d``) and ``gate_context`` (``c``); a checkpoint evaluated before
+    the late releases had a base takes ``c`` over naive, and one evaluated before they were gated keeps the
+    network's nowcast."""
     copy = tmp_path / "econ_drives_finance"
     shutil.copytree(project["checkpoints"] / "econ_drives_finance", copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    late = manifest["evaluation"]["gate_context"]
-    assert set(late) == set(manifest["evaluation"]["gate"]) and all(0.0 <= w <= 1.0 for w in late.values())
+    late, late_base = manifest["evaluation"]["gate_context"], manifest["evaluation"]["gate_context_base"]
+    assert set(late) == set(late_base) == set(manifest["evaluation"]["gate"])
+    assert all(0.0 <= w <= 1.0 for w in [*late.values(), *late_base.values()])
     with duckdb.connect(str(project["warehouse"]), read_only=True) as conn:
         everything = conn.sql("SELECT * FROM observations").to_arrow_table()
+    origin = np.datetime64("2019-06-30T23:59:59")
 
-    def windows(weight: float | None):
+    def windows(network: float | None, ar: float | None = None):
         doc = json.loads(json.dumps(manifest))
-        if weight is None:
-            doc["evaluation"].pop("gate_context")
-        else:
-            doc["evaluation"]["gate_context"] = {p: weight for p in late}
+        for key, weight in (("gate_context", network), ("gate_context_base", ar)):
+            if weight is None:
+                doc["evaluation"].pop(key)
+            else:
+                doc["evaluation"][key] = {p: weight for p in late}
         (copy / "manifest.json").write_text(json.dumps(doc))
         model = WorldModel.load(copy).observe(everything)
-        return model.windows(np.array([np.datetime64("2019-06-30T23:59:59")]), [UNRATE, TEN_YEAR]), model.context
+        return model.windows(np.array([origin]), [UNRATE, TEN_YEAR]), model
 
-    raw, context = windows(None)
+    raw, model = windows(None)
+    context = model.context
     closed, half = windows(0.0)[0], windows(0.5)[0]
     nowcast = ~raw.visible[:, :context - 1, 0]  # the unemployment rates of past weeks not yet released
     assert nowcast.sum() >= 2
-    naive = raw.naive[:, None, 0] * np.ones(nowcast.shape)
-    assert np.abs(raw.mean[:, :context - 1, 0][nowcast] - naive[nowcast]).max() > 1e-6
-    np.testing.assert_allclose(closed.mean[:, :context - 1, 0][nowcast], naive[nowcast])
-    np.testing.assert_allclose(half.mean[:, :context - 1, 0][nowcast],
-                               0.5 * (raw.mean[:, :context - 1, 0][nowcast] + naive[nowcast]))
+    row = lambda out: out.mean[:, :context - 1, 0][nowcast]  # noqa: E731
+    naive = (raw.naive[:, None, 0] * np.ones(nowcast.shape))[nowcast]
+    assert np.abs(row(raw) - naive).max() > 1e-6
+    np.testing.assert_allclose(row(closed), naive)
+    np.testing.assert_allclose(row(half), 0.5 * (row(raw) + naive))
     np.testing.assert_allclose(closed.mean[:, context - 1:], half.mean[:, context - 1:])  # from the anchor on
+    # with the AR nowcast as the base: d = 1, c = 0 serves it; d = 0.5, c = 0.5 blends all three
+    offsets = np.arange(-(context - 1), model.horizon + 1)
+    fields, table = model.base.forecast_compact(model.canvas, raw.anchors, np.array([origin]).astype("datetime64[us]")
+                                                .astype(np.int64), offsets, late=True)
+    f = model.layout.paths.index(UNRATE)
+    ar = (table[:, :context - 1, list(fields).index(f)].astype(np.float64) * model.stats.std[UNRATE]
+          + model.stats.mean[UNRATE])[nowcast]
+    assert np.isfinite(ar).all() and np.abs(ar - naive).max() > 1e-6
+    np.testing.assert_allclose(row(windows(0.0, 1.0)[0]), ar, rtol=1e-5)
+    np.testing.assert_allclose(row(windows(0.5, 0.5)[0]), naive + 0.5 * (ar - naive) + 0.5 * (row(raw) - ar),
+                               rtol=1e-5)
 

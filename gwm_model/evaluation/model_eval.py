@@ -13,9 +13,9 @@ context are bucketed as ``context``; ``all`` pools the anchor step and after) th
 MAE, ``skill`` against naive with a Diebold-Mariano test, and ``skill_persistence`` against
 persistence. The model's forecast is gated (do no harm) with weights refitted at each test origin on
 the validation and earlier test windows' errors published by then
-(:mod:`gwm_model.evaluation.rolling_gate`), its nowcasts of late releases inside the context too (one
-weight per field over naive: there is no base before the anchor); the weights fitted on everything
-published by the canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
+(:mod:`gwm_model.evaluation.rolling_gate`), its nowcasts of late releases inside the context too (over
+each field's AR nowcast from what was published); the weights fitted on everything published by the
+canvas's end are the ones the checkpoint serves with. The summary's headline is the median skill
 over field groups (:mod:`gwm_model.evaluation.headline`). Held-out-field imputation hides one field
 everywhere and scores its reconstruction from the other fields against the field's training mean.
 """
@@ -69,7 +69,8 @@ class Evaluation:
     trace: dict[str, dict[str, list]] = field(default_factory=dict)  # one step ahead, per most-observed field
     gate: dict[str, float] = field(default_factory=dict)  # field -> weight of the network's correction to its base
     gate_base: dict[str, float] = field(default_factory=dict)  # field -> weight of the model's base forecast over naive
-    gate_context: dict[str, float] = field(default_factory=dict)  # field -> weight of its late-release nowcast
+    gate_context: dict[str, float] = field(default_factory=dict)  # field -> weight of the network on late releases
+    gate_context_base: dict[str, float] = field(default_factory=dict)  # field -> weight of its AR nowcast over naive
 
     def to_dict(self) -> dict[str, object]:
         def records(frame: pd.DataFrame) -> list[dict]:
@@ -79,7 +80,7 @@ class Evaluation:
         return {"summary": self.summary, "forecasts": records(self.forecasts), "imputation": records(self.imputation),
                 "residual_std": self.residual_std, "naive": self.naive, "excluded": self.excluded,
                 "trace": self.trace, "gate": self.gate, "gate_base": self.gate_base,
-                "gate_context": self.gate_context}
+                "gate_context": self.gate_context, "gate_context_base": self.gate_context_base}
 
 
 def _subsample(anchors: np.ndarray, limit: int | None) -> np.ndarray:
@@ -115,12 +116,20 @@ def model_forecasts(objective: Objective, batches: WindowBatches, anchors: np.nd
 
 
 def base_forecasts(batches: WindowBatches, anchors: np.ndarray) -> np.ndarray | None:
-    """``(n, L, F)`` the model's base forecast of each scalar field (NaN where it has none); None without a base."""
-    if batches.base is None or batches.base.kind == "persistence":
+    """``(n, L, F)`` the model's base forecast of each scalar field (NaN where it has none) at and after the anchor,
+    and before it the AR nowcast of each late release from what was published by the anchor (the gate's base there;
+    the network reads no base before the anchor); None without a base."""
+    base = batches.base
+    if base is None or base.kind == "persistence":
         return None
-    first_slot = torch.from_numpy(batches.canvas.offsets[:-1]).to(batches.device)
-    parts = [batches(anchors[lo:lo + 256])["base"][..., first_slot].cpu().numpy() for lo in range(0, anchors.size, 256)]
-    return np.concatenate(parts) if parts else None
+    canvas = batches.canvas
+    anchors = np.asarray(anchors, dtype=np.int64)
+    offsets = batches.step_offset.cpu().numpy()
+    out = np.full((anchors.size, offsets.size, len(canvas.paths)), np.nan, dtype=np.float32)
+    made = base.forecast_compact(canvas, anchors, canvas.axis.cutoffs_us[anchors] - 1, offsets, late=True)
+    if made is not None:
+        out[..., made[0]] = made[1]
+    return out
 
 
 def _truth(batches: WindowBatches, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,7 +210,8 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
     a, b, gate_base, gate = rolling_stacked_gate(_cells(history, ahead), target, canvas.num_steps - 1, groups)
     predictions[MODEL][:, ahead] = apply_stacked_gate(target.model, target.base, target.naive, a[:, None, :],
                                                       b[:, None, :])
-    gate_context = _gate_late_releases(history, windows, ~ahead, canvas.num_steps - 1, predictions[MODEL])
+    gate_context_base, gate_context = _gate_late_releases(history, windows, ~ahead, canvas.num_steps - 1,
+                                                          predictions[MODEL], groups)
     if base is not None:
         predictions[BASE] = np.where(np.isfinite(predictions[RAW]), base, np.nan)
     table = _scores(truth, scored, predictions, groups, offsets, NAIVE)
@@ -241,7 +251,8 @@ def evaluate_model(objective: Objective, batches: WindowBatches, anchors: np.nda
                       trace=_trace(canvas, anchors, offsets, truth, scored, predictions),
                       gate={p: float(gate[canvas.field_index(p)]) for p in kept},
                       gate_base={p: float(gate_base[canvas.field_index(p)]) for p in kept},
-                      gate_context={p: float(gate_context[canvas.field_index(p)]) for p in kept})
+                      gate_context={p: float(gate_context[canvas.field_index(p)]) for p in kept},
+                      gate_context_base={p: float(gate_context_base[canvas.field_index(p)]) for p in kept})
 
 
 def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -249,25 +260,26 @@ def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return visible_from(canvas)[anchors[:, None] + offsets[None, :]]
 
 
-def _cells(windows: GateWindows | None, columns: np.ndarray, with_base: bool = True) -> GateWindows | None:
+def _cells(windows: GateWindows | None, columns: np.ndarray) -> GateWindows | None:
     """The window rows ``columns`` (a boolean mask over the window's offsets) of ``windows``."""
     if windows is None:
         return None
-    base = windows.base[:, columns] if with_base and windows.base is not None else None
-    return GateWindows(windows.anchors, windows.model[:, columns], base, windows.naive[:, columns],
+    return GateWindows(windows.anchors, windows.model[:, columns],
+                       None if windows.base is None else windows.base[:, columns], windows.naive[:, columns],
                        windows.truth[:, columns], windows.scored[:, columns], windows.published[:, columns])
 
 
 def _gate_late_releases(history: GateWindows | None, windows: GateWindows, late: np.ndarray, end_step: int,
-                        out: np.ndarray) -> np.ndarray:
+                        out: np.ndarray, groups: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Gate the nowcasts of the late releases inside the context (window rows ``late``) in ``out`` in place
-    (:func:`~gwm_model.evaluation.rolling_gate.rolling_late_release_gate`) and return the weights served with."""
+    (:func:`~gwm_model.evaluation.rolling_gate.rolling_late_release_gate`) and return the weights served with
+    there: of the AR nowcast over naive (per group) and of the network over that (per field)."""
     if not late.any():
-        return np.zeros(windows.model.shape[-1])
-    gated, served = rolling_late_release_gate(_cells(history, late, with_base=False),
-                                              _cells(windows, late, with_base=False), end_step)
+        F = windows.model.shape[-1]
+        return np.zeros(F), np.zeros(F)
+    gated, a, b = rolling_late_release_gate(_cells(history, late), _cells(windows, late), end_step, groups)
     out[:, late] = gated
-    return served
+    return a, b
 
 
 def _validation_windows(objective: Objective, batches: WindowBatches, anchors: np.ndarray | None,

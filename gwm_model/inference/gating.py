@@ -6,9 +6,11 @@ test window's errors published by the end of the canvas, :mod:`gwm_model.evaluat
 for ``a``, ``gate`` for ``b``). A checkpoint from before the base has one weight
 (``a = b``, the correction taken over naive); one without a gate keeps the network's forecast; a field the gate was
 not fitted for (too little history to score) gets the naive forecast (``a = b = 0``). Late releases inside the
-context become ``naive + c * (network - naive)`` with the evaluation's ``gate_context`` weight ``c`` (a checkpoint
-evaluated before those were gated keeps the network's nowcast there). Cells with no naive value to fall back to are
-not gated.
+context (values of past steps not yet published at the origin) get the same two weights from the evaluation's
+``gate_context_base`` and ``gate_context``, over the AR nowcast of each such step from what was published (``base``
+holds it there; the network itself reads no base before the anchor). A checkpoint evaluated before those had a
+base takes ``gate_context`` over naive, and one evaluated before they were gated keeps the network's nowcast. Cells
+with no naive value to fall back to are not gated.
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ def apply_checkpoint_gate(out: dict[str, np.ndarray], base: np.ndarray | None, n
     ones = np.ones_like(out["mean"])
     b_cells = np.where(known, b[None, None, :], 1.0) * ones  # no naive: nothing to fall back to
     a_cells = np.where(known, a[None, None, :], 1.0) * ones
-    late = evaluation.get("gate_context")
+    late, late_base = evaluation.get("gate_context"), evaluation.get("gate_context_base")
     c = np.array([float(late.get(p, 0.0)) for p in fields]) if late is not None else np.ones(len(fields))
+    d = np.array([float(late_base.get(p, 0.0)) for p in fields]) if late_base is not None else np.zeros(len(fields))
     b_cells[:, :context - 1, :] = np.where(known, c[None, None, :], 1.0)  # late releases inside the context
+    a_cells[:, :context - 1, :] = np.where(known, d[None, None, :], 1.0)
     fallback = np.where(known, naive[:, None, :], 0.0)
     start = fallback if base is None else np.where(np.isfinite(base), base, fallback)
     if base is None:
-        a_cells = b_cells  # the correction is taken over naive (as it is before the anchor, where base is NaN)
+        a_cells = b_cells  # the correction is taken over naive
+    elif late_base is None:  # evaluated before the late releases had a base: their correction is over naive
+        start[:, :context - 1, :] = fallback[:, :context - 1, :]
     for key in ("mean", "q05", "q95") if diffusion else ("mean",):
         out[key] = fallback + a_cells * (start - fallback) + b_cells * (out[key] - start)
     if diffusion:

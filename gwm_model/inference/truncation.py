@@ -33,7 +33,7 @@ def _ungated(model: WorldModel) -> WorldModel:
     """A copy of ``model`` that serves the network's forecast (no do-no-harm gate)."""
     out = copy.copy(model)
     out.manifest = {**model.manifest, "evaluation": {k: v for k, v in (model.manifest.get("evaluation") or {}).items()
-                                                     if k not in ("gate", "gate_base", "gate_context")}}
+                                                     if not k.startswith("gate")}}
     return out
 
 

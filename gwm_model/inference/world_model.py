@@ -299,12 +299,13 @@ class WorldModel:
             batch = {k: torch.from_numpy(np.stack([w[0][k] for w in windows])).to(self.device)
                      for k in windows[0][0]}
             base = None if self.base is None else self.base.forecast_compact(
-                canvas, anchors[lo:lo + chunk], origin_us[lo:lo + chunk], offsets)  # from what each origin had
+                canvas, anchors[lo:lo + chunk], origin_us[lo:lo + chunk], offsets, late=True)  # what each origin had
             if base is not None:
                 slots = np.full((*base[1].shape[:2], int(canvas.offsets[-1])), np.nan, dtype=np.float32)
                 slots[..., canvas.offsets[base[0]]] = base[1]
+                parts["base"].append(slots[..., slot].astype(np.float64) * sd + mu)  # late releases' too, for the gate
+                slots[:, :self.context - 1] = np.nan  # the network reads the base from the anchor on, as in training
                 batch["base"] = torch.from_numpy(slots).to(self.device)
-                parts["base"].append(slots[..., slot].astype(np.float64) * sd + mu)
             wanted = ~batch["visible"] & wanted_fields
             mean, draws = objective.predict(batch, batch["visible"], wanted, samples=samples, generator=generator)
             targets = batch["targets"][..., slot].cpu().numpy().astype(np.float64) * sd + mu

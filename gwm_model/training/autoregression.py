@@ -175,22 +175,23 @@ class BaseForecast:
         return cls(str(data["kind"]), int(data["order"]), int(data["fit_end_step"]),
                    {p: ARFit.from_dict(f) for p, f in dict(data["fits"]).items()})
 
-    def forecast_compact(self, canvas: Canvas, anchors: np.ndarray, cutoff_us: np.ndarray, offsets: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray] | None:
+    def forecast_compact(self, canvas: Canvas, anchors: np.ndarray, cutoff_us: np.ndarray, offsets: np.ndarray,
+                         late: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """Base values for windows at ``anchors`` (canvas steps) whose rows are ``anchors + offsets``, from the cells
         with ``available_us <= cutoff_us`` (per anchor), for the scalar fields with data only: their canvas indices
-        ``(K,)`` and float32 ``(n, L, K)``, NaN before the anchor and where nothing was published. None for
-        ``kind = "persistence"``."""
+        ``(K,)`` and float32 ``(n, L, K)``, NaN before the anchor (``late``: there too, the AR forecast of each step
+        after the last value published by the cutoff, for the nowcasts of late releases; the network never reads
+        those) and where nothing was published. None for ``kind = "persistence"``."""
         if self.kind == "persistence":
             return None
         anchors = np.asarray(anchors, dtype=np.int64)
         steps = anchors[:, None] + np.asarray(offsets, dtype=np.int64)[None, :]
-        ahead = np.asarray(offsets) >= 0
+        rows = np.ones(len(offsets), dtype=bool) if late else np.asarray(offsets) >= 0
         fields = np.flatnonzero((np.asarray(canvas.slots) == 1) & canvas.presence.any(axis=0))
         out = np.full((anchors.size, steps.shape[1], fields.size), np.nan, dtype=np.float32)
         y = scalar_values(canvas)
         cutoff = np.asarray(cutoff_us, dtype=np.int64)
         for k, f in enumerate(fields):
             fit = self.fits.get(canvas.paths[f], LAST_VALUE)
-            out[:, ahead, k] = ar_field(y[:, f], canvas.available_us[:, f], fit, cutoff, steps[:, ahead])
+            out[:, rows, k] = ar_field(y[:, f], canvas.available_us[:, f], fit, cutoff, steps[:, rows])
         return fields, out

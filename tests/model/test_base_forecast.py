@@ -30,9 +30,9 @@ def _frame(shift_after: np.datetime64 | None = None) -> pl.DataFrame:
     return pl.concat([_rows(PATHS[0], months, published, values[0]), _rows(PATHS[1], months, published, values[1])])
 
 
-def _values(base: BaseForecast, canvas, anchors, cutoff_us, offsets) -> np.ndarray:
+def _values(base: BaseForecast, canvas, anchors, cutoff_us, offsets, late: bool = False) -> np.ndarray:
     """``(n, L, F)``: the base's values at every canvas slot (NaN for the fields it has none of)."""
-    fields, values = base.forecast_compact(canvas, anchors, cutoff_us, offsets)
+    fields, values = base.forecast_compact(canvas, anchors, cutoff_us, offsets, late=late)
     out = np.full((*values.shape[:2], len(canvas.slots)), np.nan, dtype=np.float32)
     out[..., fields] = values
     return out
@@ -75,6 +75,34 @@ def test_the_base_reads_only_what_was_published_by_the_cutoff(world, monthly):
     later = at + np.int64(10 * 86_400_000_000)
     assert not np.allclose(_values(base, monthly, anchor, later, offsets)[:, offsets >= 0, :2],
                            _values(base, shifted, anchor, later, offsets)[:, offsets >= 0, :2])
+
+
+def test_late_releases_get_the_ar_nowcast_only_when_asked_and_only_from_what_was_published(world):
+    """Released two months late, a month's value is still unpublished one step before the anchor. ``late=True``
+    gives it the baselines' AR nowcast (what the gate of late releases starts from); the rows from the anchor on are
+    unchanged, and a release published after the cutoff changes nothing."""
+    months, rng = _months("1995-01", 240), np.random.default_rng(5)
+    published = _published(months, 2, 15)
+    values = _ar1(rng, 240, 0.6)
+    canvas = _canvas(world, _rows(PATHS[0], months, published, values), months, "2009-12-31", PATHS[:1])
+    base = BaseForecast.fit(canvas, 150, "ar", order=3)
+    anchors = np.arange(180, 230)
+    cutoff = canvas.axis.cutoffs_us[anchors] - 1
+    offsets = step_offsets(CONTEXT, HORIZON)
+    plain, late = _values(base, canvas, anchors, cutoff, offsets), _values(base, canvas, anchors, cutoff, offsets,
+                                                                           late=True)
+    ahead = offsets >= 0
+    np.testing.assert_array_equal(plain[:, ahead], late[:, ahead])
+    assert np.isnan(plain[:, ~ahead]).all()
+    unpublished = offsets == -1  # month t-1 is published mid-month t+1
+    expected = ar_forecast(canvas, anchors, CONTEXT, HORIZON, 150, fits=fit_ar(canvas, 150, 3))
+    np.testing.assert_allclose(late[:, unpublished, 0], expected[:, unpublished, 0], rtol=1e-5, atol=1e-6)
+    for anchor in (185, 200, 215):  # every value published after the anchor's cutoff moved by +100: nothing changes
+        at = canvas.axis.cutoffs_us[[anchor]] - 1
+        moved = np.where(published.astype(np.int64) > at[0], values + 100.0, values)
+        shifted = _canvas(world, _rows(PATHS[0], months, published, moved), months, "2009-12-31", PATHS[:1])
+        np.testing.assert_array_equal(_values(base, canvas, np.array([anchor]), at, offsets, late=True),
+                                      _values(base, shifted, np.array([anchor]), at, offsets, late=True))
 
 
 def test_the_base_round_trips_and_rejects_an_unknown_kind(monthly):

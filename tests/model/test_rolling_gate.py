@@ -97,38 +97,51 @@ def test_a_network_correction_that_turns_into_noise_is_dropped_and_bad_input_is_
 
 
 def _late_windows(anchors: np.ndarray, truth: np.ndarray, naive: np.ndarray, model: np.ndarray,
-                  scored: np.ndarray) -> GateWindows:
+                  scored: np.ndarray, base: np.ndarray | None = None) -> GateWindows:
     """Rows at offsets -2 and -1 of each anchor, each published two steps after its own step (after the anchor)."""
     steps = anchors[:, None] + np.array([-2, -1])[None, :]
     published = np.broadcast_to((steps + 2)[..., None], truth.shape).copy()
-    return GateWindows(anchors, model, None, naive, truth, scored, published)
+    return GateWindows(anchors, model, base, naive, truth, scored, published)
 
 
-def test_late_release_nowcasts_keep_a_useful_network_and_fall_back_to_naive_on_noise():
-    """Three fields: a network nowcast that knows the unpublished value (kept), one that is noise (closed, so the
-    gated nowcast is naive's) and one with no late-release cell (weight 0, its rows left as the network's)."""
-    rng = np.random.default_rng(7)
-    n, late = 160, 2
-    anchors = np.arange(n)
-    naive = rng.normal(size=(n, late, 3))
-    truth = naive + rng.normal(size=(n, late, 3))
+def _late_world(n: int = 160, seed: int = 7):
+    """Four fields of late releases: a network nowcast that knows the unpublished value, one that is noise, one
+    field with no late-release cell, and one whose network is noise but whose AR nowcast (the base) knows half of
+    the signal."""
+    rng = np.random.default_rng(seed)
+    naive = rng.normal(size=(n, 2, 4))
+    truth = naive + rng.normal(size=naive.shape)
     model = truth + 0.2 * rng.normal(size=truth.shape)
-    model[..., 1] = naive[..., 1] + 1.5 * rng.normal(size=(n, late))
+    model[..., 1] = naive[..., 1] + 1.5 * rng.normal(size=(n, 2))
+    base = naive + 0.01 * rng.normal(size=naive.shape)  # no better than naive ...
+    base[..., 3] = naive[..., 3] + 0.5 * (truth[..., 3] - naive[..., 3])  # ... except on field 3
+    model[..., 3] = base[..., 3] + 1.5 * rng.normal(size=(n, 2))
     scored = np.ones(truth.shape, dtype=bool)
     scored[..., 2] = False
-    windows = _late_windows(anchors, truth, naive, model, scored)
-    history, target = _cells(windows, slice(0, 80)), _cells(windows, slice(80, n))
-    gated, served = rolling_late_release_gate(history, target, end_step=n + 2)
-    assert served[0] > 0.9 and served[1] == 0.0 and served[2] == 0.0
+    return np.arange(n), truth, naive, model, scored, base
+
+
+def test_late_release_nowcasts_keep_what_knows_the_value_and_fall_back_on_noise():
+    """The stacked gate over each late release's AR nowcast: a network that knows the unpublished value is kept, a
+    noisy one is closed (naive's nowcast, or the base's where the base knows something), and a field with no
+    late-release cell gets weights 0 and keeps its rows as they were."""
+    anchors, truth, naive, model, scored, base = _late_world()
+    windows = _late_windows(anchors, truth, naive, model, scored, base)
+    history, target = _cells(windows, slice(0, 80)), _cells(windows, slice(80, None))
+    gated, a_last, b_last = rolling_late_release_gate(history, target, end_step=anchors.size + 2)
+    assert b_last[0] > 0.9 and b_last[1] == 0.0 and b_last[3] == 0.0
+    assert a_last[3] > 0.7 and a_last[2] == b_last[2] == 0.0
     mse = lambda x, f: float(((x[..., f] - target.truth[..., f]) ** 2).mean())  # noqa: E731
     assert mse(gated, 0) < 0.1 * mse(target.naive, 0)  # the useful nowcast stays far better than naive
     assert mse(target.model, 1) > 2.0 * mse(target.naive, 1)  # ungated, the noisy one is far worse than naive ...
     assert mse(gated, 1) < 1.05 * mse(target.naive, 1)  # ... gated, no worse than naive
+    assert mse(gated, 3) < 0.5 * mse(target.naive, 3)  # the base's half of the signal is kept without the noise
     np.testing.assert_array_equal(gated[..., 2], target.model[..., 2])
-    with_base = GateWindows(target.anchors, target.model, target.model, target.naive, target.truth, target.scored,
-                            target.published)
-    with pytest.raises(ValueError, match="no base forecast before the anchor"):
-        rolling_late_release_gate(history, with_base, end_step=n + 2)
+    # over naive alone, the one weight on field 3's noisy network keeps less of the signal the base carries
+    plain = _late_windows(anchors, truth, naive, model, scored)
+    alone, a_plain, _ = rolling_late_release_gate(_cells(plain, slice(0, 80)), _cells(plain, slice(80, None)),
+                                                  end_step=anchors.size + 2)
+    assert np.all(a_plain == 0.0) and mse(gated, 3) < 0.5 * mse(alone, 3)  # measured: 0.27 against 0.96
 
 
 def test_a_late_release_weight_at_an_origin_reads_only_nowcasts_published_by_it():
@@ -143,13 +156,14 @@ def test_a_late_release_weight_at_an_origin_reads_only_nowcasts_published_by_it(
     changed = truth.copy()
     changed[windows.published > origin] += 50.0  # every value published after the origin changes wildly
     later = _late_windows(anchors, changed, naive, model, np.ones(naive.shape, dtype=bool))
-    first, _ = rolling_late_release_gate(_cells(windows, slice(0, 60)), _cells(windows, slice(60, n)), n + 2)
-    second, _ = rolling_late_release_gate(_cells(later, slice(0, 60)), _cells(later, slice(60, n)), n + 2)
+    first = rolling_late_release_gate(_cells(windows, slice(0, 60)), _cells(windows, slice(60, n)), n + 2)[0]
+    second = rolling_late_release_gate(_cells(later, slice(0, 60)), _cells(later, slice(60, n)), n + 2)[0]
     upto = np.flatnonzero(anchors[60:] <= origin)
     np.testing.assert_array_equal(first[upto], second[upto])
     assert not np.array_equal(first[upto[-1] + 5:], second[upto[-1] + 5:])
 
 
 def _cells(windows: GateWindows, rows: slice) -> GateWindows:
-    return GateWindows(windows.anchors[rows], windows.model[rows], None, windows.naive[rows], windows.truth[rows],
-                       windows.scored[rows], windows.published[rows])
+    return GateWindows(windows.anchors[rows], windows.model[rows],
+                       None if windows.base is None else windows.base[rows], windows.naive[rows],
+                       windows.truth[rows], windows.scored[rows], windows.published[rows])
