@@ -260,13 +260,9 @@ def _published(canvas, anchors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return visible_from(canvas)[anchors[:, None] + offsets[None, :]]
 
 
-def _cells(windows: GateWindows | None, columns: np.ndarray) -> GateWindows | None:
-    """The window rows ``columns`` (a boolean mask over the window's offsets) of ``windows``."""
-    if windows is None:
-        return None
-    return GateWindows(windows.anchors, windows.model[:, columns],
-                       None if windows.base is None else windows.base[:, columns], windows.naive[:, columns],
-                       windows.truth[:, columns], windows.scored[:, columns], windows.published[:, columns])
+def _cells(windows: GateWindows | None, rows: np.ndarray) -> GateWindows | None:
+    """The window ``rows`` (a boolean mask over the window's offsets) of ``windows``."""
+    return None if windows is None else windows.take(rows=rows)
 
 
 def _gate_late_releases(history: GateWindows | None, windows: GateWindows, late: np.ndarray, end_step: int,

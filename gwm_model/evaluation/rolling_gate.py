@@ -48,6 +48,13 @@ class GateWindows:
         if wrong or self.anchors.shape != shape[:1]:
             raise ValueError(f"gate windows disagree in shape: model {shape}, anchors {self.anchors.shape}, {wrong}")
 
+    def take(self, windows=slice(None), rows=slice(None), fields=slice(None)) -> GateWindows:
+        """The part of these windows at ``windows`` (first axis), window ``rows`` and ``fields`` (each an index,
+        a boolean mask or a slice)."""
+        pick = lambda a: a[windows][:, rows][..., fields]  # noqa: E731
+        return GateWindows(self.anchors[windows], pick(self.model), None if self.base is None else pick(self.base),
+                           pick(self.naive), pick(self.truth), pick(self.scored), pick(self.published))
+
 
 def _join(first: GateWindows | None, second: GateWindows) -> GateWindows:
     if first is None:
@@ -117,14 +124,10 @@ def rolling_late_release_gate(history: GateWindows | None, target: GateWindows, 
     if not fields.any():
         return gated, a_last, b_last
 
-    def keep(w: GateWindows | None) -> GateWindows | None:
-        return None if w is None else GateWindows(
-            w.anchors, w.model[..., fields], None if w.base is None else w.base[..., fields], w.naive[..., fields],
-            w.truth[..., fields], w.scored[..., fields], w.published[..., fields])
-
-    part = keep(target)
+    part = target.take(fields=fields)
     kept = None if groups is None else [g for g, k in zip(groups, fields, strict=True) if k]
-    a, b, a_fit, b_fit = rolling_stacked_gate(keep(history), part, end_step, kept)
+    a, b, a_fit, b_fit = rolling_stacked_gate(None if history is None else history.take(fields=fields), part,
+                                              end_step, kept)
     gated[..., fields] = apply_stacked_gate(part.model, part.base, part.naive, a[:, None, :], b[:, None, :])
     a_last[fields], b_last[fields] = a_fit, b_fit
     return gated, a_last, b_last

@@ -127,7 +127,7 @@ def test_late_release_nowcasts_keep_what_knows_the_value_and_fall_back_on_noise(
     late-release cell gets weights 0 and keeps its rows as they were."""
     anchors, truth, naive, model, scored, base = _late_world()
     windows = _late_windows(anchors, truth, naive, model, scored, base)
-    history, target = _cells(windows, slice(0, 80)), _cells(windows, slice(80, None))
+    history, target = windows.take(slice(0, 80)), windows.take(slice(80, None))
     gated, a_last, b_last = rolling_late_release_gate(history, target, end_step=anchors.size + 2)
     assert b_last[0] > 0.9 and b_last[1] == 0.0 and b_last[3] == 0.0
     assert a_last[3] > 0.7 and a_last[2] == b_last[2] == 0.0
@@ -139,7 +139,7 @@ def test_late_release_nowcasts_keep_what_knows_the_value_and_fall_back_on_noise(
     np.testing.assert_array_equal(gated[..., 2], target.model[..., 2])
     # over naive alone, the one weight on field 3's noisy network keeps less of the signal the base carries
     plain = _late_windows(anchors, truth, naive, model, scored)
-    alone, a_plain, _ = rolling_late_release_gate(_cells(plain, slice(0, 80)), _cells(plain, slice(80, None)),
+    alone, a_plain, _ = rolling_late_release_gate(plain.take(slice(0, 80)), plain.take(slice(80, None)),
                                                   end_step=anchors.size + 2)
     assert np.all(a_plain == 0.0) and mse(gated, 3) < 0.5 * mse(alone, 3)  # measured: 0.27 against 0.96
 
@@ -156,14 +156,8 @@ def test_a_late_release_weight_at_an_origin_reads_only_nowcasts_published_by_it(
     changed = truth.copy()
     changed[windows.published > origin] += 50.0  # every value published after the origin changes wildly
     later = _late_windows(anchors, changed, naive, model, np.ones(naive.shape, dtype=bool))
-    first = rolling_late_release_gate(_cells(windows, slice(0, 60)), _cells(windows, slice(60, n)), n + 2)[0]
-    second = rolling_late_release_gate(_cells(later, slice(0, 60)), _cells(later, slice(60, n)), n + 2)[0]
+    first = rolling_late_release_gate(windows.take(slice(0, 60)), windows.take(slice(60, n)), n + 2)[0]
+    second = rolling_late_release_gate(later.take(slice(0, 60)), later.take(slice(60, n)), n + 2)[0]
     upto = np.flatnonzero(anchors[60:] <= origin)
     np.testing.assert_array_equal(first[upto], second[upto])
     assert not np.array_equal(first[upto[-1] + 5:], second[upto[-1] + 5:])
-
-
-def _cells(windows: GateWindows, rows: slice) -> GateWindows:
-    return GateWindows(windows.anchors[rows], windows.model[rows],
-                       None if windows.base is None else windows.base[rows], windows.naive[rows],
-                       windows.truth[rows], windows.scored[rows], windows.published[rows])
